@@ -1,0 +1,159 @@
+"""Dataset registry, the agreement-score split and device-resident normalised batches.
+
+Images live as one uint8 tensor (N, C, H, W); they are normalised batch by batch on the
+device they live on, so on CUDA the whole set stays on the GPU and no DataLoader is needed.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .sources import (Arrays, DatasetError, cached, is_tarball, read_image_folder, read_tarball,
+                      read_torchvision_cifar10)
+
+CIFAR10_ENV = "TASKDISC_CIFAR10"
+# The paper's normalisation (official CIFAR-10 train statistics), as fractions of 255.
+CIFAR10_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
+CIFAR10_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """A labelled image dataset held in memory as uint8 tensors (N, C, H, W)."""
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])
+
+
+def _from_arrays(name: str, a: Arrays, mean=None, std=None) -> ImageDataset:
+    x = torch.from_numpy(a.train_x)
+    if mean is None:  # a dataset without published statistics: measure them on its training part
+        xf = x.float().div_(255)
+        mean = tuple(xf.mean((0, 2, 3)).tolist())
+        std = tuple(xf.std((0, 2, 3)).tolist())
+    return ImageDataset(name, x, torch.from_numpy(a.train_y), torch.from_numpy(a.test_x),
+                        torch.from_numpy(a.test_y), a.classes, tuple(mean), tuple(std))
+
+
+def _read_folder_or_tar(path: Path, kind: str) -> Arrays:
+    if is_tarball(path):
+        return cached(path, kind + "-tar", read_tarball)
+    if (path / "train").is_dir() and (path / "test").is_dir():
+        return cached(path, kind + "-folder", read_image_folder)
+    raise DatasetError(f"{kind}: no dataset at {path} (looked for a .tar.gz or train/ and test/ folders); "
+                       "pass the path of an ImageFolder tree or its tarball")
+
+
+def load_cifar10(root: str | None = None, download: bool = True) -> ImageDataset:
+    """CIFAR-10 from `root`: torchvision's files, an ImageFolder tree, or its .tar.gz.
+
+    With no root: $TASKDISC_CIFAR10, else torchvision's files under the cache folder,
+    downloaded on first use.
+    """
+    from .sources import cache_dir
+    path = Path(root or os.environ.get(CIFAR10_ENV) or cache_dir() / "cifar10").expanduser()
+    torchvision_dir = path / "cifar-10-batches-py" if path.name != "cifar-10-batches-py" else path
+    if is_tarball(path) or (path / "train").is_dir():
+        arrays = _read_folder_or_tar(path, "cifar10")
+    elif torchvision_dir.is_dir():
+        arrays = cached(torchvision_dir, "cifar10-torchvision",
+                        lambda p: read_torchvision_cifar10(p.parent))
+    elif download and not path.is_file():
+        arrays = read_torchvision_cifar10(path, download=True)
+        arrays = cached(path / "cifar-10-batches-py", "cifar10-torchvision", lambda p: arrays)
+    else:
+        raise DatasetError(f"cifar10: no CIFAR-10 at {path} (looked for cifar-10-batches-py/, train/ and "
+                           f"test/ folders, or a .tar.gz); set dataset.root or ${CIFAR10_ENV} to one")
+    if len(arrays.classes) != 10 or arrays.train_x.shape[1:] != (3, 32, 32):
+        raise DatasetError(f"cifar10: {path} holds {len(arrays.classes)} classes of shape "
+                           f"{arrays.train_x.shape[1:]}, not 10 of (3, 32, 32); point at CIFAR-10")
+    return _from_arrays("cifar10", arrays, CIFAR10_MEAN, CIFAR10_STD)
+
+
+def load_image_folder(root: str | None = None, download: bool = False) -> ImageDataset:
+    """Any ImageFolder tree (or .tar.gz) of equally sized images; statistics measured on train."""
+    if not root:
+        raise DatasetError("imagefolder: no root given; set dataset.root to an ImageFolder tree or .tar.gz")
+    return _from_arrays("imagefolder", _read_folder_or_tar(Path(root).expanduser(), "imagefolder"))
+
+
+DATASETS: dict[str, Callable[..., ImageDataset]] = {
+    "cifar10": load_cifar10,
+    "imagefolder": load_image_folder,
+}
+
+
+def load_dataset(name: str, root: str | None = None, download: bool = True) -> ImageDataset:
+    """Load a registered dataset; an unknown name lists the valid ones."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(sorted(DATASETS))}")
+    return DATASETS[name](root=root, download=download)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Index tensors of the agreement-score protocol: train and holdout into the training images,
+    test into the test images."""
+    train: torch.Tensor
+    holdout: torch.Tensor
+    test: torch.Tensor
+
+
+def _subset(idx: torch.Tensor, n: int | None, g: torch.Generator, what: str) -> torch.Tensor:
+    if n is None:
+        return idx
+    if n > len(idx):
+        raise ValueError(f"{what}={n} exceeds the {len(idx)} images available; lower it")
+    return idx[torch.randperm(len(idx), generator=g)[:n]].sort().values
+
+
+def make_split(n_train_images: int, n_test_images: int, holdout: int = 5000, seed: int = 0,
+               train_subset: int | None = None, holdout_subset: int | None = None,
+               test_subset: int | None = None, subset_seed: int = 0) -> Split:
+    """The paper's split: a seeded random `holdout` of the training images, the rest to train,
+    plus the test images; optional seeded subsets of each part for quick runs."""
+    if not 0 < holdout < n_train_images:
+        raise ValueError(f"holdout={holdout} must be between 1 and {n_train_images - 1}")
+    perm = torch.randperm(n_train_images, generator=torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(subset_seed)
+    return Split(train=_subset(perm[holdout:].sort().values, train_subset, g, "train_subset"),
+                 holdout=_subset(perm[:holdout].sort().values, holdout_subset, g, "holdout_subset"),
+                 test=_subset(torch.arange(n_test_images), test_subset, g, "test_subset"))
+
+
+class DeviceImages:
+    """uint8 images on a device, normalised into float batches on demand."""
+
+    def __init__(self, images: torch.Tensor, mean, std, device: torch.device | str = "cpu",
+                 channels_last: bool = False):
+        self.images = images.to(device)
+        c = images.shape[1]
+        std_t = torch.tensor(std, device=self.images.device).view(1, c, 1, 1)
+        # x/255 - mean, then / std, folded into one multiply-add
+        self.scale = 1.0 / (255.0 * std_t)
+        self.shift = -torch.tensor(mean, device=self.images.device).view(1, c, 1, 1) / std_t
+        self.channels_last = channels_last
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, idx: torch.Tensor) -> torch.Tensor:
+        x = torch.addcmul(self.shift, self.images[idx].float(), self.scale)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

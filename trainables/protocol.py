@@ -1,0 +1,46 @@
+"""The agreement-score protocol: how a pair is trained and scored. Defaults are the paper's."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import check, param
+from .models import MODELS
+
+PRECISIONS = ("fp32", "bf16")
+OPTIMIZERS = ("adam", "sgd")
+COMPILE_MODES = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    arch: str = param("resnet18", "network architecture of both networks (model registry name)",
+                      choices=tuple(MODELS))
+    width: float = param(1.0, "width factor applied to every layer's channels (1 = paper)", gt=0)
+    epochs: int = param(100, "training epochs (passes over the training part)", ge=1)
+    batch_size: int = param(512, "training batch size, images per step (both networks see the same batch)",
+                            ge=2)
+    lr: float = param(1e-3, "learning rate of the optimiser over both networks", gt=0)
+    optimizer: str = param("adam", "optimiser over both networks' parameters", choices=OPTIMIZERS)
+    momentum: float = param(0.9, "SGD momentum (ignored by adam)", ge=0, lt=1)
+    weight_decay: float = param(0.0, "L2 weight decay, per step", ge=0)
+    precision: str = param("fp32", "compute precision: fp32, or bf16 autocast (use on CUDA)", choices=PRECISIONS)
+    channels_last: bool = param(False, "store conv activations channels-last (faster on CUDA tensor cores)")
+    compile: str = param("auto", "torch.compile the networks: auto = conv nets only, on, off",
+                         choices=COMPILE_MODES)
+    early_stop_acc: float | None = param(None, "stop once both networks' training accuracy (fraction) "
+                                               "reaches this; null = train all epochs", gt=0, le=1)
+    eval_batch_size: int = param(2048, "batch size for held-out and test predictions, images", ge=1)
+    holdout: int = param(5000, "training images held out to measure agreement, images", ge=1)
+    split_seed: int = param(0, "seed of the random train/holdout split", ge=0)
+    train_subset: int | None = param(None, "use a seeded random subset of this many training images; "
+                                           "null = all", ge=2)
+    holdout_subset: int | None = param(None, "use this many held-out images; null = all", ge=1)
+    test_subset: int | None = param(None, "use this many test images; null = all", ge=1)
+    subset_seed: int = param(0, "seed of the subsets above", ge=0)
+
+    def __post_init__(self):
+        check(self)
+
+    def compiles(self) -> bool:
+        """Whether to compile: measured 1.75x on a CPU ResNet, no gain on the MLP (see bench/)."""
+        return self.compile == "on" or (self.compile == "auto" and self.arch != "mlp")

@@ -1,0 +1,146 @@
+"""Task kinds: each maps (dataset, index) to a labelling of every image of the dataset.
+
+| kind     | labels |
+| real     | the 126 binary 5-vs-5 CIFAR-10 class bipartitions, `combinations(range(10), 5)[index]` |
+| real10   | the dataset's own class labels (index 0 only) |
+| random   | uniform labels from `torch.Generator().manual_seed(index)` |
+| table    | column `index` of a CSV/Parquet file, one row per training image |
+
+Later kinds (e.g. `discovered`) join through `register_task_kind`.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from .data import ImageDataset
+
+REAL_TASKS: tuple[tuple[int, ...], ...] = tuple(itertools.combinations(range(10), 5))[:126]
+
+
+class TaskError(ValueError):
+    """A task cannot be built (bad index, file or labels); the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class TaskLabels:
+    """One task's labels over the dataset: `train` per training image, `test` per test image
+    (None where the task is only defined on training images, e.g. a table)."""
+    name: str
+    train: torch.Tensor
+    test: torch.Tensor | None
+    num_classes: int
+
+    def balance(self) -> float:
+        """Fraction of training images in the most common class (0.5 = balanced binary task)."""
+        return float(torch.bincount(self.train, minlength=self.num_classes).max()) / len(self.train)
+
+
+class TaskKind(Protocol):
+    def __call__(self, dataset: ImageDataset, index: int, *, source: str | None,
+                 num_classes: int) -> TaskLabels: ...
+
+
+def _check_index(kind: str, index: int, n: int) -> None:
+    if not 0 <= index < n:
+        raise TaskError(f"{kind} task index {index} is out of range: use 0..{n - 1}")
+
+
+def real_task(dataset: ImageDataset, index: int, *, source=None, num_classes: int = 2) -> TaskLabels:
+    _check_index("real", index, len(REAL_TASKS))
+    if len(dataset.classes) != 10:
+        raise TaskError(f"real tasks need a 10-class dataset, {dataset.name} has {len(dataset.classes)}")
+    positive = torch.tensor(REAL_TASKS[index])
+    return TaskLabels(f"real-{index}", torch.isin(dataset.train_y, positive).long(),
+                      torch.isin(dataset.test_y, positive).long(), 2)
+
+
+def real10_task(dataset: ImageDataset, index: int, *, source=None, num_classes: int = 2) -> TaskLabels:
+    _check_index("real10", index, 1)
+    return TaskLabels("real10-0", dataset.train_y.long(), dataset.test_y.long(), len(dataset.classes))
+
+
+def random_task(dataset: ImageDataset, index: int, *, source=None, num_classes: int = 2) -> TaskLabels:
+    if index < 0:
+        raise TaskError(f"random task index {index} is out of range: use 0 or more")
+    g = torch.Generator().manual_seed(index)
+    train = torch.randint(num_classes, (len(dataset.train_y),), generator=g)
+    test = torch.randint(num_classes, (len(dataset.test_y),), generator=g)
+    return TaskLabels(f"random-{index}", train, test, num_classes)
+
+
+def read_table(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Task columns and their values (rows = dataset indices) from the authors' CSV or Parquet.
+
+    A leading index column (empty header, 'index' or '__index_level_0__') orders the rows.
+    """
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    path = Path(path)
+    if not path.is_file():
+        raise TaskError(f"task table {path} does not exist; pass the path of a CSV or Parquet task table")
+    try:
+        table = pq.read_table(path) if path.suffix == ".parquet" else pacsv.read_csv(path)
+    except Exception as e:  # pyarrow raises ArrowInvalid and friends
+        raise TaskError(f"task table {path} is unreadable ({e}); give a CSV or .parquet file") from None
+    names = list(table.column_names)
+    order = None
+    if names and names[0] in ("", "index", "__index_level_0__"):
+        order = np.asarray(table.column(0).to_numpy(zero_copy_only=False))
+        names = names[1:]
+    if not names:
+        raise TaskError(f"task table {path} has no task columns; add one column per task")
+    values = []
+    for n in names:
+        col = table.column(n)
+        if col.null_count or not (str(col.type).startswith(("int", "uint"))):
+            raise TaskError(f"task table {path}: column {n!r} holds {col.type} values (or blanks); "
+                            "labels must be integers")
+        values.append(col.to_numpy())
+    values = np.stack(values, axis=1)
+    if order is not None:
+        if sorted(order.tolist()) != list(range(len(order))):
+            raise TaskError(f"task table {path}: the index column is not a permutation of 0..{len(order) - 1}")
+        values = values[np.argsort(order)]
+    return names, values
+
+
+def table_task(dataset: ImageDataset, index: int, *, source: str | None = None,
+               num_classes: int = 2) -> TaskLabels:
+    if not source:
+        raise TaskError("table tasks need a source: the path of a CSV or Parquet task table")
+    names, values = read_table(source)
+    _check_index(f"table ({source})", index, len(names))
+    if len(values) != len(dataset.train_y):
+        raise TaskError(f"task table {source} has {len(values)} rows but {dataset.name} has "
+                        f"{len(dataset.train_y)} training images; give one row per training image")
+    col = values[:, index]
+    if col.min() < 0 or col.max() >= num_classes:
+        raise TaskError(f"task table {source}: column {names[index]!r} has labels outside 0..{num_classes - 1}; "
+                        "fix the labels or raise num_classes")
+    return TaskLabels(f"table-{names[index]}", torch.from_numpy(col.astype(np.int64)), None, num_classes)
+
+
+TASK_KINDS: dict[str, Callable[..., TaskLabels]] = {
+    "real": real_task,
+    "real10": real10_task,
+    "random": random_task,
+    "table": table_task,
+}
+
+
+def register_task_kind(name: str, kind: Callable[..., TaskLabels]) -> None:
+    TASK_KINDS[name] = kind
+
+
+def make_task(kind: str, index: int, dataset: ImageDataset, source: str | None = None,
+              num_classes: int = 2) -> TaskLabels:
+    """Labels of task `index` of `kind` on `dataset`; an unknown kind lists the valid ones."""
+    if kind not in TASK_KINDS:
+        raise TaskError(f"unknown task kind {kind!r}: choose one of {', '.join(sorted(TASK_KINDS))}")
+    return TASK_KINDS[kind](dataset, index, source=source, num_classes=num_classes)
