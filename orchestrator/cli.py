@@ -1,0 +1,109 @@
+"""`taskdisc` command line: sweep, results, ui, validate.
+
+Bad input (spec, override, path) prints one line naming the problem and the fix, and exits
+with code 2 before anything is started or written.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .specio import SpecError
+
+EXIT_BAD_INPUT = 2
+
+
+def _sweep(args) -> int:
+    from .spec import load_spec
+    path = Path(args.resume) / "spec.yaml" if args.resume else args.spec
+    if path is None:
+        raise SpecError("sweep needs a spec file, or --resume SWEEP_DIR")
+    spec = load_spec(path, args.set)
+    if not (args.address or os.environ.get("RAY_ADDRESS")):
+        # Ray reads this when imported: a machine-local Ray then binds to loopback only.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    from .results import summarize
+    from .sweep import run_sweep
+    rows = run_sweep(spec, address=args.address)
+    print(summarize(rows))
+    print(f"results: {Path(spec.sweep_dir) / 'results.parquet'}; MLflow: {spec.tracking.uri} "
+          f"(experiment {spec.experiment!r}; `taskdisc ui` to browse)")
+    return 0 if len(rows) == len(spec.trials()) else 1
+
+
+def _results(args) -> int:
+    from .record import Record
+    from .results import summarize
+    target = Path(args.target)
+    if target.is_file():
+        from .spec import load_spec
+        target = Path(load_spec(target, args.set).sweep_dir)
+    if not (target / "record").is_dir():
+        raise SpecError(f"{target}: no sweep record here; pass a sweep folder (runs/<name>) or its spec file")
+    print(summarize(Record(target).rows(), top=args.top))
+    return 0
+
+
+def _ui(args) -> int:
+    uri = args.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        raise SpecError(f"{uri}: no MLflow store here yet; run a sweep first or pass --uri")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+           "--port", str(args.port)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", flush=True)
+    return subprocess.call(cmd)
+
+
+def _validate(args) -> int:
+    from .specio import read_yaml
+    data = read_yaml(args.file)
+    if "provider" in data and "cluster_name" in data:
+        from .cluster import validate_cluster
+        validate_cluster(args.file)
+        print(f"{args.file}: valid Ray cluster config")
+        return 0
+    from .spec import load_spec
+    spec = load_spec(args.file, args.set)
+    print(f"{args.file}: valid spec {spec.name!r}: {len(spec.trials())} trials "
+          f"({len(spec.protocols)} protocol points x {sum(len(t.indices) for t in spec.tasks)} tasks "
+          f"x {len(spec.seeds)} seeds)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="taskdisc", description="Agreement scores and task discovery at scale.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("sweep", help="run every trial of a spec not yet recorded (Ray Tune + MLflow)")
+    s.add_argument("spec", nargs="?", help="YAML spec, e.g. specs/quickstart.yaml")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. protocol.epochs=3")
+    s.add_argument("--resume", metavar="SWEEP_DIR", help="resume the sweep in this folder from its saved spec")
+    s.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    s.set_defaults(func=_sweep)
+    r = sub.add_parser("results", help="summarise a sweep's recorded results")
+    r.add_argument("target", help="sweep folder (runs/<name>) or its spec file")
+    r.add_argument("--top", type=int, default=10, help="how many top tasks to list")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec override")
+    r.set_defaults(func=_results)
+    u = sub.add_parser("ui", help="open the MLflow UI on 127.0.0.1")
+    u.add_argument("--uri", help="tracking URI (default sqlite:///<cwd>/mlflow.db)")
+    u.add_argument("--port", type=int, default=5000)
+    u.set_defaults(func=_ui)
+    v = sub.add_parser("validate", help="check a spec or cluster.yaml without running anything")
+    v.add_argument("file")
+    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec override")
+    v.set_defaults(func=_validate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as e:
+        print(f"taskdisc: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,233 @@
+"""The agreement-sweep spec: what to score (tasks x seeds x protocol grid), where, and how to track it.
+
+A spec is YAML loaded into frozen dataclasses; `trials()` expands it into one `TrialSpec` per
+(task, seed, protocol point). Relative paths are taken from the current directory and stored
+absolute, because Tune trials run in their own working directories.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainables.config import param
+from trainables.data import CIFAR10_ENV, DATASETS
+from trainables.protocol import Protocol
+from trainables.tasks import TASK_KINDS
+
+from .specio import SpecError, apply_override, build, read_yaml, to_plain
+
+NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str = param("cifar10", "dataset registry name", choices=tuple(DATASETS))
+    root: str | None = param(None, f"dataset path (torchvision folder, ImageFolder tree or .tar.gz); "
+                                   f"null = ${CIFAR10_ENV}, else download to the cache")
+    download: bool = param(True, "download through torchvision when the dataset is missing")
+
+
+@dataclass(frozen=True)
+class TaskSet:
+    kind: str = param("real", "task kind registry name", choices=tuple(TASK_KINDS))
+    indices: tuple[int, ...] = param((0,), "task indices to score, e.g. '0-125' or [0, 5, 7]")
+    source: str | None = param(None, "file the tasks come from (table: CSV/Parquet; discovered: checkpoint or table)")
+    num_classes: int = param(2, "number of classes of each task (random tasks)", ge=2)
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float = param(1.0, "CPU cores reserved per trial", gt=0)
+    gpus: float = param(0.0, "GPUs per trial; a fraction packs several pairs on one GPU", ge=0)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    experiment: str | None = param(None, "MLflow experiment name; null = the spec's name")
+    uri: str | None = param(None, "MLflow tracking URI; null = sqlite:///<cwd>/mlflow.db")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str = param("sweep", "spec name: names the sweep folder, MLflow parent run and trial runs")
+    dataset: DatasetSpec = param(DatasetSpec(), "the images")
+    protocols: tuple[Protocol, ...] = param((Protocol(),), "protocol grid points (from `protocol:`)")
+    tasks: tuple[TaskSet, ...] = param((), "task sets to score (from `tasks:`)")
+    seeds: tuple[int, ...] = param((0,), "pair seeds: one pair of networks per seed and task")
+    resources: Resources = param(Resources(), "resources per trial")
+    concurrency: int | None = param(None, "most trials at once; null = as many as resources allow", ge=1)
+    max_failures: int = param(2, "restarts of a trial whose worker dies, from its last checkpoint", ge=0)
+    checkpoint_every: int = param(1, "epochs between trial checkpoints (a restarted trial loses at most "
+                                     "this many epochs)", ge=1)
+    tracking: Tracking = param(Tracking(), "MLflow tracking")
+    output_dir: str = param("runs", "folder holding one sub-folder per sweep (record, Tune state)")
+
+    @property
+    def sweep_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.resources.gpus > 0 else "cpu"
+
+    @property
+    def experiment(self) -> str:
+        return self.tracking.experiment or self.name
+
+    def trials(self) -> list["TrialSpec"]:
+        varying = tuple(f.name for f in dataclasses.fields(Protocol)
+                        if len({getattr(p, f.name) for p in self.protocols}) > 1)
+        return [TrialSpec(self.name, self.dataset, ts.kind, i, ts.source, ts.num_classes, seed, p, varying)
+                for p in self.protocols for ts in self.tasks for i in ts.indices for seed in self.seeds]
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial: a pair `seed` on task `kind`-`index` under `protocol`."""
+    spec: str
+    dataset: DatasetSpec
+    kind: str
+    index: int
+    source: str | None
+    num_classes: int
+    seed: int
+    protocol: Protocol
+    varying: tuple[str, ...] = ()
+
+    @property
+    def protocol_hash(self) -> str:
+        """Identity of everything that changes the result besides task and seed."""
+        data = {"protocol": to_plain(self.protocol), "dataset": to_plain(self.dataset), "source": self.source,
+                "num_classes": self.num_classes}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}-{self.index}__seed{self.seed}__{self.protocol_hash}"
+
+    @property
+    def run_name(self) -> str:
+        name = f"{self.spec}__{self.kind}-{self.index}__seed{self.seed}"
+        if self.varying:
+            name += "__" + "_".join(f"{k}-{getattr(self.protocol, k)}" for k in self.varying)
+        return name
+
+    def to_config(self) -> dict:
+        return to_plain(self)
+
+    @classmethod
+    def from_config(cls, c: dict) -> "TrialSpec":
+        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["kind"], c["index"], c["source"],
+                   c["num_classes"], c["seed"], Protocol(**c["protocol"]), tuple(c["varying"]))
+
+
+def parse_indices(value: Any, key: str, origin: str) -> tuple[int, ...]:
+    """'0-125', '0-3,7', 5 or [0, 5, 7] -> a tuple of distinct non-negative indices."""
+    items = value if isinstance(value, list) else [value]
+    out: list[int] = []
+    for item in items:
+        for part in (str(item).split(",") if not isinstance(item, bool) else ["bad"]):
+            m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+            if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
+                raise SpecError(f"{origin}: {key}={value!r} is invalid: expected indices like 0-125, '0-3,7' "
+                                "or [0, 5]")
+            out += range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1)
+    if len(set(out)) != len(out):
+        raise SpecError(f"{origin}: {key}={value!r} lists an index twice; list each once")
+    return tuple(out)
+
+
+def _task_sets(raw: Any, origin: str) -> tuple[TaskSet, ...]:
+    if not isinstance(raw, dict) or not raw:
+        raise SpecError(f"{origin}: tasks must map task kinds to indices, e.g. {{real: 0-125, random: 0-31}}")
+    sets = []
+    for kind, value in raw.items():
+        key = f"tasks.{kind}"
+        if kind not in TASK_KINDS:
+            raise SpecError(f"{origin}: unknown task kind {key}; choose from {', '.join(sorted(TASK_KINDS))}")
+        body = dict(value) if isinstance(value, dict) else {"indices": value}
+        if "columns" in body:  # the table kind calls its indices columns
+            body["indices"] = body.pop("columns")
+        if "path" in body:
+            body["source"] = body.pop("path")
+        if "indices" not in body:
+            raise SpecError(f"{origin}: {key} needs indices (or columns), e.g. 0-31")
+        indices = parse_indices(body.pop("indices"), f"{key}.indices", origin)
+        ts = build(TaskSet, body, key, origin, shown=("indices", "columns", "path"), kind=kind, indices=indices)
+        if ts.source is not None:
+            if not Path(ts.source).exists():
+                raise SpecError(f"{origin}: {key}.source={ts.source!r} does not exist; give an existing file")
+            ts = dataclasses.replace(ts, source=str(Path(ts.source).resolve()))
+        sets.append(ts)
+    return tuple(sets)
+
+
+def _protocol_grid(raw: Any, origin: str) -> tuple[Protocol, ...]:
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise SpecError(f"{origin}: protocol must be a mapping of protocol fields to values")
+    keys = list(raw)
+    axes = [v if isinstance(v, list) and v else [v] for v in raw.values()]
+    return tuple(build(Protocol, dict(zip(keys, point)), "protocol", origin) for point in itertools.product(*axes))
+
+
+def resolve_paths(spec: SweepSpec) -> SweepSpec:
+    """Make every path absolute (trials run elsewhere) and fill the defaults taken from the environment."""
+    root = spec.dataset.root or os.environ.get(CIFAR10_ENV) if spec.dataset.name == "cifar10" else spec.dataset.root
+    dataset = dataclasses.replace(spec.dataset, root=str(Path(root).expanduser().resolve()) if root else None)
+    uri = spec.tracking.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{Path(uri[len('sqlite:///'):]).resolve()}"
+    return dataclasses.replace(spec, dataset=dataset, output_dir=str(Path(spec.output_dir).resolve()),
+                               tracking=dataclasses.replace(spec.tracking, uri=uri,
+                                                            experiment=spec.experiment))
+
+
+def parse_spec(data: dict, origin: str) -> SweepSpec:
+    data = dict(data)
+    protocols = _protocol_grid(data.pop("protocol", None), origin)
+    if "protocols" in data or "tasks" not in data:
+        raise SpecError(f"{origin}: " + ("use `protocol:` (lists sweep a grid), not `protocols:`"
+                                         if "protocols" in data else "missing key tasks; e.g. tasks: {real: 0-3}"))
+    tasks = _task_sets(data.pop("tasks"), origin)
+    spec = build(SweepSpec, data, "", origin, shown=("protocol", "tasks"), protocols=protocols, tasks=tasks)
+    if not NAME.match(spec.name):
+        raise SpecError(f"{origin}: name={spec.name!r} is invalid: use letters, digits, '_', '-' and '.' only")
+    if len(set(spec.seeds)) != len(spec.seeds) or min(spec.seeds, default=0) < 0:
+        raise SpecError(f"{origin}: seeds={list(spec.seeds)} is invalid: list distinct non-negative integers")
+    return resolve_paths(spec)
+
+
+def spec_data(spec: SweepSpec) -> dict:
+    """The resolved spec in the YAML shape `load_spec` reads: a protocol grid and task sets."""
+    data = to_plain(spec)
+    grid = {}
+    for f in dataclasses.fields(Protocol):
+        values = list(dict.fromkeys(getattr(p, f.name) for p in spec.protocols))
+        grid[f.name] = values if len(values) > 1 else values[0]
+    data.pop("protocols")
+    data["protocol"] = grid
+    data["tasks"] = {ts.kind: {"indices": list(ts.indices), "source": ts.source, "num_classes": ts.num_classes}
+                     for ts in spec.tasks}
+    return data
+
+
+def plain_spec(spec: SweepSpec) -> str:
+    return yaml.safe_dump(spec_data(spec), sort_keys=False)
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
+    """Load, override (`protocol.epochs=3`) and validate a sweep spec; raises SpecError."""
+    data = read_yaml(path)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return parse_spec(data, str(path))

@@ -1,0 +1,143 @@
+"""Typed loading of nested frozen dataclasses from YAML-shaped dicts, with one-line errors.
+
+Every error names the file, the key path, the value and what is allowed, so a researcher can
+fix a spec without reading code. Bounds and choices come from the fields' `param` metadata.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainables.config import allowed, violates
+
+
+class SpecError(ValueError):
+    """A spec, override or file is invalid; str(e) is the one-line message for the user."""
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such file; give the path of a YAML spec (see specs/)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" line {where.line + 1}" if where else ""
+        raise SpecError(f"{path}:{line} is not valid YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: the top level must be a mapping of keys to values")
+    return data
+
+
+def apply_override(data: dict, assignment: str, where: str = "--set") -> None:
+    """Apply `a.b.c=value` (value parsed as YAML) to the raw dict, in place."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key:
+        raise SpecError(f"{where} {assignment!r}: expected KEY=VALUE, e.g. protocol.epochs=3")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise SpecError(f"{where} {assignment!r}: {part} is not a section; cannot set {key}")
+    node[parts[-1]] = value
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
+
+
+def _is_optional(tp: Any) -> tuple[bool, Any]:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return True, args[0]
+    return False, tp
+
+
+def convert(tp: Any, value: Any, key: str, origin: str) -> Any:
+    """Check `value` against type `tp` (int, float, bool, str, X | None, tuple[X, ...], dataclass)."""
+    def fail(expected: str):
+        raise SpecError(f"{origin}: {key}={value!r} is invalid: expected {expected}")
+
+    optional, tp = _is_optional(tp)
+    if value is None:
+        return None if optional else fail(_type_name(tp))
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, key, origin)
+    if typing.get_origin(tp) is tuple:
+        item = typing.get_args(tp)[0]
+        if not isinstance(value, (list, tuple)):
+            fail(f"a list of {_type_name(item)}")
+        return tuple(convert(item, v, f"{key}[{i}]", origin) for i, v in enumerate(value))
+    if tp is bool:
+        return value if isinstance(value, bool) else fail("true or false")
+    if tp is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else fail("an integer")
+    if tp is float:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else fail("a number")
+    if tp is str:
+        return value if isinstance(value, str) else fail("a string")
+    raise TypeError(f"unsupported spec field type {tp!r} at {key}")
+
+
+def build(cls: type, data: Any, key: str, origin: str, *, shown: tuple[str, ...] = (), **fixed: Any) -> Any:
+    """Build dataclass `cls` from a mapping; unknown keys, wrong types and bad values are SpecErrors.
+
+    `fixed` supplies fields computed by the caller (e.g. already-expanded sub-specs); `shown`
+    names the raw keys the caller consumed for them, for the list of valid keys.
+    """
+    prefix = f"{key}." if key else ""
+    if not isinstance(data, dict):
+        raise SpecError(f"{origin}: {key or 'the spec'} must be a mapping of keys to values, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields) - set(fixed))
+    if unknown:
+        valid = sorted((set(fields) - set(fixed)) | set(shown))
+        raise SpecError(f"{origin}: unknown key {prefix}{unknown[0]}; valid keys: {', '.join(valid)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = dict(fixed)
+    for name, value in data.items():
+        if name in fixed:
+            continue
+        value = convert(hints[name], value, prefix + name, origin)
+        if violates(fields[name], value):
+            raise SpecError(f"{origin}: {prefix}{name}={value!r} is invalid: expected {allowed(fields[name])}")
+        kwargs[name] = value
+    missing = [n for n, f in fields.items() if n not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise SpecError(f"{origin}: missing key {prefix}{missing[0]}; add it to the spec")
+    try:
+        return cls(**kwargs)
+    except ValueError as e:  # cross-field checks in __post_init__
+        raise SpecError(f"{origin}: {key or 'spec'}: {e}") from None
+
+
+def to_plain(obj: Any) -> Any:
+    """A dataclass tree as plain YAML/JSON-able data (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}, for MLflow params."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: data}

@@ -1,0 +1,133 @@
+"""End-to-end sweeps with the real Ray (session instance, 2 CPUs) and real MLflow (SQLite in tmp)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from orchestrator.record import Record
+from orchestrator.spec import load_spec
+from orchestrator.sweep import run_sweep
+from sweep_helpers import REPO, child_runs, cli, tiny_spec
+
+
+def test_cli_sweep_tracks_every_trial(tmp_path, tiny_dataset_tar, ray_address):
+    spec_path = tiny_spec(tmp_path, tiny_dataset_tar)
+    out = cli("sweep", str(spec_path), cwd=tmp_path, address=ray_address)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("] tiny__") == 6  # one progress line per finished trial
+    assert "real" in out.stdout and "mean AS" in out.stdout
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parents, children = child_runs(uri, "tiny")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    names = sorted(r.info.run_name for r in children)
+    assert names == sorted([f"tiny__real-{i}__seed0" for i in range(4)] + [f"tiny__random-{i}__seed0" for i in range(2)])
+    client = MlflowClient(tracking_uri=uri)
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert 0.0 <= run.data.metrics["eval/agreement"] <= 1.0
+        assert {"eval/acc_0", "eval/acc_1", "test/acc_0", "train/acc_0", "train/loss_1"} <= set(run.data.metrics)
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss_0")] == [1, 2, 3]
+        assert run.data.params["protocol.arch"] == "mlp"
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"spec.yaml", "results.parquet", "agreement_table.csv", "as_hist_real.png", "as_hist_random.png"} <= artifacts
+    assert parents[0].data.params["protocol.epochs"] == "3"
+
+    table = pq.read_table(tmp_path / "runs" / "tiny" / "results.parquet").to_pylist()
+    assert len(table) == 6 and len({r["key"] for r in table}) == 6
+    csv_head = (tmp_path / "runs" / "tiny" / "agreement_table.csv").read_text().splitlines()[0]
+    assert csv_head == "task_idx,task,as"
+
+    again = cli("sweep", str(spec_path), cwd=tmp_path, address=ray_address)  # nothing left to run
+    assert again.returncode == 0 and "6 already recorded, 0 to run" in again.stdout
+    assert len(child_runs(uri, "tiny")[1]) == 6
+
+    results = cli("results", str(tmp_path / "runs" / "tiny"), cwd=tmp_path)
+    assert results.returncode == 0 and "random" in results.stdout and "top" in results.stdout
+
+
+class KillWorkerOnce(tune.Callback):
+    """Kills the trial's worker process after its second epoch, once; records what it saw."""
+
+    def __init__(self):
+        self.killed, self.epochs = False, []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.epochs.append(result["epoch"])
+        if not self.killed and result["epoch"] == 2:
+            self.killed = True
+            os.kill(result["pid"], signal.SIGKILL)
+
+
+def test_trial_resumes_from_checkpoint_after_worker_death(tmp_path, tiny_dataset_tar, ray_address):
+    common = {"tasks": {"real": [5]}, "protocol.epochs": 40}
+    killer = KillWorkerOnce()
+    rows = run_sweep(load_spec(tiny_spec(tmp_path / "a", tiny_dataset_tar, name="killed", **common)),
+                     callbacks=[killer])
+    assert killer.killed
+    # After the restart the trial continues from its last checkpoint (epoch 1 or 2, depending on
+    # whether epoch 2's was written before the kill), not from scratch.
+    restart = killer.epochs.index(2) + 1
+    assert killer.epochs[restart] in (2, 3) and 1 not in killer.epochs[restart:]
+    assert len(rows) == 1 and rows[0]["epochs"] == 40
+
+    # Deterministic training: the interrupted trial equals an uninterrupted one.
+    clean = run_sweep(load_spec(tiny_spec(tmp_path / "b", tiny_dataset_tar, name="clean", **common)))
+    for field in ("agreement", "train_acc_0", "holdout_acc_1", "test_acc_0"):
+        assert rows[0][field] == clean[0][field], field
+
+
+def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path, tiny_dataset_tar, ray_address):
+    spec_path = tiny_spec(tmp_path, tiny_dataset_tar, name="resume", **{"protocol.epochs": 25,
+                          "tasks": {"random": "0-7"}})
+    env = dict(os.environ, PYTHONPATH=str(REPO), RAY_ADDRESS=ray_address)
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator", "sweep", str(spec_path)], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    record = Record(tmp_path / "runs" / "resume")
+    deadline = time.time() + 240
+    while len(record.done_keys()) < 2 and driver.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    done_before = record.done_keys()
+    assert 2 <= len(done_before) < 8, "the driver should die mid-sweep"
+    mtimes = {k: (record.dir / f"{k}.parquet").stat().st_mtime_ns for k in done_before}
+
+    out = cli("sweep", str(spec_path), cwd=tmp_path, address=ray_address)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"{len(done_before)} already recorded, {8 - len(done_before)} to run" in out.stdout
+    assert out.stdout.count("] resume__") == 8 - len(done_before)  # only the rest ran
+    assert {k: (record.dir / f"{k}.parquet").stat().st_mtime_ns for k in done_before} == mtimes
+    rows = record.rows()
+    assert len(rows) == 8 and len({r["key"] for r in rows}) == 8
+
+    parents, children = child_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "resume")
+    assert len(parents) == 1  # the resumed sweep reopened its parent run
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    assert len(finished) == 8 and len({r.info.run_name for r in finished}) == 8
+    assert all(r.info.status in ("FINISHED", "KILLED") for r in children)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("protocol.epochs=0", "protocol.epochs=0 is invalid"),
+    ("protocol.arch=resnet99", "protocol.arch='resnet99' is invalid"),
+    ("protocol.colour=1", "unknown key protocol.colour"),
+    ("tasks.real=0-x", "tasks.real.indices"),
+    ("resources.gpus=-1", "resources.gpus=-1"),
+])
+def test_bad_spec_exits_2_before_anything_is_written(tmp_path, tiny_dataset_tar, override, message):
+    spec_path = tiny_spec(tmp_path, tiny_dataset_tar)
+    out = cli("sweep", str(spec_path), "--set", override, cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and str(spec_path) in lines[0]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()
