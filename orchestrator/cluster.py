@@ -1,6 +1,7 @@
 """Validation of a `ray up` cluster config with Ray's own schema."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from .specio import SpecError, read_yaml
@@ -9,6 +10,7 @@ from .specio import SpecError, read_yaml
 def validate_cluster(path: str | Path) -> dict:
     """Fill Ray's defaults (prepare_config) and check the result against Ray's schema."""
     from ray.autoscaler._private.util import prepare_config, validate_config
+    logging.getLogger("ray.autoscaler").setLevel(logging.WARNING)  # prepare_config narrates its defaults
     config = read_yaml(path)
     try:
         config = prepare_config(config)

@@ -1,0 +1,121 @@
+"""Spec loading and validation: every shipped spec, grids, overrides, and one-line errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.cli import main
+from orchestrator.spec import load_spec, parse_indices
+from orchestrator.specio import SpecError
+from sweep_helpers import REPO, cli
+
+SPECS = sorted((REPO / "specs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
+def test_every_shipped_spec_validates(path, capsys):
+    assert main(["validate", str(path)]) == 0
+    assert "valid spec" in capsys.readouterr().out
+
+
+def test_quickstart_runs_real_and_random_tasks():
+    spec = load_spec(REPO / "specs" / "quickstart.yaml")
+    kinds = {t.kind for t in spec.trials()}
+    assert kinds == {"real", "random"} and spec.protocols[0].arch == "mlp"
+
+
+def test_paper_spec_is_the_papers_protocol():
+    spec = load_spec(REPO / "specs" / "paper-as.yaml")
+    assert {p.arch for p in spec.protocols} == {"resnet18", "mlp", "vit"}
+    for p in spec.protocols:
+        assert (p.epochs, p.batch_size, p.lr, p.optimizer, p.holdout, p.width) == (100, 512, 1e-3, "adam", 5000, 1.0)
+    assert len(spec.trials()) == 3 * (126 + 32)
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+BASE = {"name": "t", "tasks": {"real": "0-1"}, "protocol": {"arch": "mlp"}}
+
+
+def test_grid_overrides_and_deterministic_names(tmp_path):
+    spec = load_spec(write(tmp_path, BASE), ["protocol.width=[0.5, 1.0]", "seeds=[0, 3]", "protocol.epochs=2"])
+    trials = spec.trials()
+    assert len(trials) == 2 * 2 * 2
+    names = [t.run_name for t in trials]
+    assert len(set(names)) == len(names)
+    assert "t__real-0__seed3__width-0.5" in names
+    assert [t.run_name for t in load_spec(write(tmp_path, BASE), ["protocol.width=[0.5, 1.0]", "seeds=[0, 3]",
+                                                                  "protocol.epochs=2"]).trials()] == names
+    assert len({t.key for t in trials}) == len(trials)
+    assert all(p.epochs == 2 for p in spec.protocols)
+
+
+def test_paths_are_stored_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "table.csv").write_text(",a\n0,1\n")
+    spec = load_spec(write(tmp_path, {**BASE, "tasks": {"table": {"path": "table.csv", "columns": "0"}},
+                                      "output_dir": "out", "dataset": {"root": "data.tar.gz"}}))
+    assert spec.output_dir == str(tmp_path / "out")
+    assert spec.tasks[0].source == str(tmp_path / "table.csv")
+    assert spec.dataset.root == str(tmp_path / "data.tar.gz")
+    assert spec.tracking.uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_indices():
+    assert parse_indices("0-3,7", "k", "f") == (0, 1, 2, 3, 7)
+    assert parse_indices([1, "4-5"], "k", "f") == (1, 4, 5)
+    assert parse_indices(9, "k", "f") == (9,)
+    for bad in ("3-1", "a", "1,1", True):
+        with pytest.raises(SpecError):
+            parse_indices(bad, "k", "f")
+
+
+@pytest.mark.parametrize("data, message", [
+    ({**BASE, "colour": 1}, "unknown key colour"),
+    ({**BASE, "protocol": {"arch": "mlp", "lr": "fast"}}, "protocol.lr='fast' is invalid: expected a number"),
+    ({**BASE, "protocol": {"arch": "mlp", "early_stop_acc": 1.5}}, "protocol.early_stop_acc=1.5"),
+    ({**BASE, "protocol": {"arch": "mlp", "compile": True}}, "protocol.compile=True"),
+    ({**BASE, "resources": {"cpus": 0}}, "resources.cpus=0.0 is invalid: expected a value > 0"),
+    ({**BASE, "tasks": {"nonsense": 1}}, "unknown task kind tasks.nonsense"),
+    ({**BASE, "tasks": {"table": {"path": "/no/such.csv", "columns": 0}}}, "tasks.table.source='/no/such.csv'"),
+    ({**BASE, "dataset": {"name": "mnist"}}, "dataset.name='mnist'"),
+    ({**BASE, "name": "bad name"}, "name='bad name'"),
+    ({"name": "t"}, "missing key tasks"),
+    ({**BASE, "seeds": 3}, "seeds=3 is invalid: expected a list of int"),
+])
+def test_bad_specs_name_the_key(tmp_path, data, message):
+    path = write(tmp_path, data)
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    assert message in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_yaml_and_missing_file_exit_2(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed\n")
+    assert main(["validate", str(broken)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["sweep", str(broken), "--set", "novalue"]) == 2
+
+
+def test_cluster_yaml_validates_with_rays_schema(tmp_path):
+    out = cli("validate", str(REPO / "cluster.yaml"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "valid Ray cluster config" in out.stdout
+    cluster = yaml.safe_load((REPO / "cluster.yaml").read_text())
+    assert any("--dashboard-host=127.0.0.1" in c for c in cluster["head_start_ray_commands"])
+    assert cluster["available_node_types"]["gpu_worker"]["min_workers"] == 0
+    cluster["available_node_types"]["gpu_worker"]["max_workers"] = "many"
+    bad = tmp_path / "cluster.yaml"
+    bad.write_text(yaml.safe_dump(cluster))
+    out = cli("validate", str(bad), cwd=tmp_path)
+    assert out.returncode == 2 and "not a valid Ray cluster config" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
