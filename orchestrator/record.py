@@ -30,7 +30,7 @@ class Record:
 
     def add(self, trial: TrialSpec, result: dict) -> dict:
         """Append the row of a finished trial atomically; `result` is AgreementResult.to_dict()."""
-        row = {"key": trial.key, "spec": trial.spec, "run_name": trial.run_name, "kind": trial.kind,
+        row = {"key": trial.key, "spec": trial.spec, "run_name": trial.run_name, "group": trial.group, "kind": trial.kind,
                "index": trial.index, "source": trial.source, "seed": trial.seed,
                "protocol_hash": trial.protocol_hash, "arch": trial.protocol.arch, "width": trial.protocol.width,
                "protocol": json.dumps(to_plain(trial.protocol), sort_keys=True), "task": result["task"]}

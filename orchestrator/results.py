@@ -1,4 +1,4 @@
-"""A sweep's results: summary per task kind, the results table files, and the parent run's artifacts."""
+"""A sweep's results: summary per task set, the results table files, and the parent run's artifacts."""
 from __future__ import annotations
 
 import csv
@@ -14,16 +14,18 @@ from .tracking import Tracker
 
 
 def summarize(rows: list[dict], top: int = 5) -> str:
-    """Per task kind: count, mean, min and max AS, then the `top` highest-scoring tasks."""
+    """Per task set: count, mean, std, min and max AS, then the `top` highest-scoring tasks."""
     if not rows:
         return "no finished trials recorded"
-    by_kind: dict[str, list[dict]] = defaultdict(list)
+    by_group: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
-        by_kind[r["kind"]].append(r)
-    lines = [f"{'kind':<12}{'trials':>7}{'mean AS':>10}{'min':>8}{'max':>8}"]
-    for kind, rs in sorted(by_kind.items()):
+        by_group[r["group"]].append(r)
+    lines = [f"{'tasks':<16}{'trials':>7}{'mean AS':>10}{'std':>8}{'min':>8}{'max':>8}"]
+    for group, rs in sorted(by_group.items()):
         a = [r["agreement"] for r in rs]
-        lines.append(f"{kind:<12}{len(a):>7}{sum(a) / len(a):>10.4f}{min(a):>8.4f}{max(a):>8.4f}")
+        mean = sum(a) / len(a)
+        std = (sum((x - mean) ** 2 for x in a) / max(len(a) - 1, 1)) ** 0.5
+        lines.append(f"{group:<16}{len(a):>7}{mean:>10.4f}{std:>8.4f}{min(a):>8.4f}{max(a):>8.4f}")
     lines.append(f"top {min(top, len(rows))} tasks by AS:")
     for r in sorted(rows, key=lambda r: -r["agreement"])[:top]:
         lines.append(f"  {r['run_name']:<48} AS={r['agreement']:.4f}  holdout_acc="
@@ -38,8 +40,8 @@ def write_tables(rows: list[dict], out_dir: Path) -> list[Path]:
     with open(table_csv, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["task_idx", "task", "as"])
-        for r in sorted(rows, key=lambda r: (r["kind"], r["index"], r["seed"])):
-            w.writerow([r["index"], r["kind"], r["agreement"]])
+        for r in sorted(rows, key=lambda r: (r["group"], r["index"], r["seed"])):
+            w.writerow([r["index"], r["group"], r["agreement"]])
     return [parquet, table_csv]
 
 
@@ -48,9 +50,8 @@ def finish_sweep(spec: SweepSpec, rows: list[dict], tracker: Tracker, parent_id:
     out_dir = Path(spec.sweep_dir)
     if rows:
         tracker.log_artifacts(parent_id, write_tables(rows, out_dir) + agreement_histograms(rows, out_dir))
-        kinds = {r["kind"] for r in rows}
-        for kind in kinds:
-            a = [r["agreement"] for r in rows if r["kind"] == kind]
-            tracker.log_metrics(parent_id, {f"sweep/{kind}/mean_agreement": sum(a) / len(a),
-                                            f"sweep/{kind}/trials": len(a)}, step=0)
+        for group in {r["group"] for r in rows}:
+            a = [r["agreement"] for r in rows if r["group"] == group]
+            tracker.log_metrics(parent_id, {f"sweep/{group}/mean_agreement": sum(a) / len(a),
+                                            f"sweep/{group}/trials": len(a)}, step=0)
     tracker.finish(parent_id, failed=not complete)

@@ -38,7 +38,8 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class TaskSet:
-    kind: str = param("real", "task kind registry name", choices=tuple(TASK_KINDS))
+    group: str = param("real", "name of this set in results and run names (its key under `tasks:`)")
+    kind: str = param("real", "task kind registry name; defaults to the set's key", choices=tuple(TASK_KINDS))
     indices: tuple[int, ...] = param((0,), "task indices to score, e.g. '0-125' or [0, 5, 7]")
     source: str | None = param(None, "file the tasks come from (table: CSV/Parquet; discovered: checkpoint or table)")
     num_classes: int = param(2, "number of classes of each task (random tasks)", ge=2)
@@ -86,15 +87,16 @@ class SweepSpec:
     def trials(self) -> list["TrialSpec"]:
         varying = tuple(f.name for f in dataclasses.fields(Protocol)
                         if len({getattr(p, f.name) for p in self.protocols}) > 1)
-        return [TrialSpec(self.name, self.dataset, ts.kind, i, ts.source, ts.num_classes, seed, p, varying)
+        return [TrialSpec(self.name, self.dataset, ts.group, ts.kind, i, ts.source, ts.num_classes, seed, p, varying)
                 for p in self.protocols for ts in self.tasks for i in ts.indices for seed in self.seeds]
 
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """One trial: a pair `seed` on task `kind`-`index` under `protocol`."""
+    """One trial: a pair `seed` on task `kind`-`index` (shown as `group`-`index`) under `protocol`."""
     spec: str
     dataset: DatasetSpec
+    group: str
     kind: str
     index: int
     source: str | None
@@ -106,17 +108,17 @@ class TrialSpec:
     @property
     def protocol_hash(self) -> str:
         """Identity of everything that changes the result besides task and seed."""
-        data = {"protocol": to_plain(self.protocol), "dataset": to_plain(self.dataset), "source": self.source,
-                "num_classes": self.num_classes}
+        data = {"protocol": to_plain(self.protocol), "dataset": to_plain(self.dataset), "kind": self.kind,
+                "source": self.source, "num_classes": self.num_classes}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
     def key(self) -> str:
-        return f"{self.kind}-{self.index}__seed{self.seed}__{self.protocol_hash}"
+        return f"{self.group}-{self.index}__seed{self.seed}__{self.protocol_hash}"
 
     @property
     def run_name(self) -> str:
-        name = f"{self.spec}__{self.kind}-{self.index}__seed{self.seed}"
+        name = f"{self.spec}__{self.group}-{self.index}__seed{self.seed}"
         if self.varying:
             name += "__" + "_".join(f"{k}-{getattr(self.protocol, k)}" for k in self.varying)
         return name
@@ -126,7 +128,7 @@ class TrialSpec:
 
     @classmethod
     def from_config(cls, c: dict) -> "TrialSpec":
-        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["kind"], c["index"], c["source"],
+        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["group"], c["kind"], c["index"], c["source"],
                    c["num_classes"], c["seed"], Protocol(**c["protocol"]), tuple(c["varying"]))
 
 
@@ -150,11 +152,15 @@ def _task_sets(raw: Any, origin: str) -> tuple[TaskSet, ...]:
     if not isinstance(raw, dict) or not raw:
         raise SpecError(f"{origin}: tasks must map task kinds to indices, e.g. {{real: 0-125, random: 0-31}}")
     sets = []
-    for kind, value in raw.items():
-        key = f"tasks.{kind}"
-        if kind not in TASK_KINDS:
-            raise SpecError(f"{origin}: unknown task kind {key}; choose from {', '.join(sorted(TASK_KINDS))}")
+    for group, value in raw.items():
+        key = f"tasks.{group}"
         body = dict(value) if isinstance(value, dict) else {"indices": value}
+        kind = body.pop("kind", group)
+        if kind not in TASK_KINDS:
+            raise SpecError(f"{origin}: unknown task kind {key}" + ("" if kind == group else f".kind={kind!r}")
+                            + f"; choose from {', '.join(sorted(TASK_KINDS))} (or name one with kind: ...)")
+        if not NAME.match(str(group)):
+            raise SpecError(f"{origin}: {key} is not a valid set name: use letters, digits, '_', '-' and '.'")
         if "columns" in body:  # the table kind calls its indices columns
             body["indices"] = body.pop("columns")
         if "path" in body:
@@ -162,7 +168,8 @@ def _task_sets(raw: Any, origin: str) -> tuple[TaskSet, ...]:
         if "indices" not in body:
             raise SpecError(f"{origin}: {key} needs indices (or columns), e.g. 0-31")
         indices = parse_indices(body.pop("indices"), f"{key}.indices", origin)
-        ts = build(TaskSet, body, key, origin, shown=("indices", "columns", "path"), kind=kind, indices=indices)
+        ts = build(TaskSet, body, key, origin, shown=("indices", "columns", "path", "kind"), group=str(group),
+                   kind=kind, indices=indices)
         if ts.source is not None:
             if not Path(ts.source).exists():
                 raise SpecError(f"{origin}: {key}.source={ts.source!r} does not exist; give an existing file")
@@ -216,8 +223,8 @@ def spec_data(spec: SweepSpec) -> dict:
         grid[f.name] = values if len(values) > 1 else values[0]
     data.pop("protocols")
     data["protocol"] = grid
-    data["tasks"] = {ts.kind: {"indices": list(ts.indices), "source": ts.source, "num_classes": ts.num_classes}
-                     for ts in spec.tasks}
+    data["tasks"] = {ts.group: {"kind": ts.kind, "indices": list(ts.indices), "source": ts.source,
+                                "num_classes": ts.num_classes} for ts in spec.tasks}
     return data
 
 

@@ -85,7 +85,7 @@ class SweepCallback(tune.Callback):
     def _run_id(self, trial) -> str:
         if trial.trial_id not in self.runs:
             spec = TrialSpec.from_config(trial.config["trial"])
-            params = {"kind": spec.kind, "index": spec.index, "seed": spec.seed, "source": spec.source,
+            params = {"group": spec.group, "kind": spec.kind, "index": spec.index, "seed": spec.seed, "source": spec.source,
                       "num_classes": spec.num_classes, "key": spec.key, "dataset": spec.dataset.name,
                       **{f"protocol.{k}": v for k, v in to_plain(spec.protocol).items()}}
             self.runs[trial.trial_id] = self.tracker.start_child(self.parent_id, spec.run_name, params)

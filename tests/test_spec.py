@@ -119,3 +119,15 @@ def test_cluster_yaml_validates_with_rays_schema(tmp_path):
     out = cli("validate", str(bad), cwd=tmp_path)
     assert out.returncode == 2 and "not a valid Ray cluster config" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_named_task_sets_pick_their_kind(tmp_path):
+    (tmp_path / "t.csv").write_text(",a,b\n0,1,0\n1,0,1\n")
+    spec = load_spec(write(tmp_path, {**BASE, "tasks": {
+        "real": 0, "mine": {"kind": "table", "path": str(tmp_path / "t.csv"), "columns": "0-1"}}}))
+    trials = spec.trials()
+    assert sorted((t.group, t.kind, t.index) for t in trials) == [
+        ("mine", "table", 0), ("mine", "table", 1), ("real", "real", 0)]
+    assert "t__mine-0__seed0" in {t.run_name for t in trials}
+    with pytest.raises(SpecError, match=r"tasks.mine.kind='nope'"):
+        load_spec(write(tmp_path, {**BASE, "tasks": {"mine": {"kind": "nope", "indices": 0}}}))
