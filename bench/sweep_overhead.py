@@ -27,7 +27,7 @@ from conftest import write_tiny_imagefolder  # noqa: E402
 from sweep_helpers import tiny_spec  # noqa: E402
 
 from orchestrator.spec import load_spec  # noqa: E402
-from orchestrator.sweep import run_sweep  # noqa: E402
+from orchestrator.launch import run_sweep  # noqa: E402
 
 
 class Trivial(tune.Trainable):

@@ -26,7 +26,7 @@ def _sweep(args) -> int:
         # Ray reads this when imported: a machine-local Ray then binds to loopback only.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     from .results import summarize
-    from .sweep import run_sweep
+    from .launch import run_sweep
     rows = run_sweep(spec, address=args.address)
     print(summarize(rows))
     print(f"results: {Path(spec.sweep_dir) / 'results.parquet'}; MLflow: {spec.tracking.uri} "

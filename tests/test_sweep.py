@@ -14,7 +14,7 @@ from ray import tune
 
 from orchestrator.record import Record
 from orchestrator.spec import load_spec
-from orchestrator.sweep import run_sweep
+from orchestrator.launch import run_sweep
 from sweep_helpers import REPO, child_runs, cli, tiny_spec
 
 

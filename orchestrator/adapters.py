@@ -1,0 +1,9 @@
+"""Registry of trial kinds the Tune layer can run, by name."""
+from __future__ import annotations
+
+from .agreement_trial import AgreementAdapter
+from .trial_api import Adapter
+
+ADAPTERS: dict[str, Adapter] = {
+    "agreement": AgreementAdapter(),
+}

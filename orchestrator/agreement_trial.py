@@ -1,0 +1,73 @@
+"""The agreement trial: one pair on one task, one epoch per step (wraps trainables.AgreementRun)."""
+from __future__ import annotations
+
+import json
+
+from trainables.agreement import AgreementRun, split_for
+from trainables.tasks import make_task
+
+from .actor_data import actor_images
+from .spec import TrialSpec
+from .specio import to_plain
+from .trial_api import Completed, TrialInfo
+
+PROGRESS_PREFIXES = ("train/", "eval/", "perf/", "data/")
+
+
+class AgreementRunner:
+    def __init__(self, trial: TrialSpec, device: str, cache: dict):
+        dataset, train, test = actor_images(cache, trial.dataset, device, trial.protocol.channels_last)
+        labels = make_task(trial.kind, trial.index, dataset, trial.source, trial.num_classes)
+        self.run = AgreementRun(train, test, labels, split_for(dataset, trial.protocol), trial.protocol, trial.seed)
+        self.device = train.device
+
+    @property
+    def done(self) -> bool:
+        return self.run.done
+
+    def step(self) -> dict:
+        return self.run.train_epoch()
+
+    def outcome(self) -> dict:
+        result = self.run.result()
+        return {"result": result.to_dict(), "metrics": result.metrics()}
+
+    def state_dict(self) -> dict:
+        return self.run.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.run.load_state_dict(state)
+
+
+def agreement_row(trial: TrialSpec, result: dict) -> dict:
+    """The record row of a finished agreement trial (`result` is AgreementResult.to_dict())."""
+    row = {"key": trial.key, "spec": trial.spec, "run_name": trial.run_name, "group": trial.group,
+           "kind": trial.kind, "index": trial.index, "source": trial.source, "seed": trial.seed,
+           "protocol_hash": trial.protocol_hash, "arch": trial.protocol.arch, "width": trial.protocol.width,
+           "protocol": json.dumps(to_plain(trial.protocol), sort_keys=True), "task": result["task"]}
+    row.update({k: result[k] for k in ("agreement", "balance", "epochs", "wall_s", "images_per_s")})
+    for part in ("train_acc", "holdout_acc", "test_acc"):
+        for i in range(2):
+            row[f"{part}_{i}"] = float(result[part][i])
+    return row
+
+
+class AgreementAdapter:
+    def start(self, trial: dict, device: str, cache: dict) -> AgreementRunner:
+        return AgreementRunner(TrialSpec.from_config(trial), device, cache)
+
+    def describe(self, trial: dict) -> TrialInfo:
+        t = TrialSpec.from_config(trial)
+        params = {"group": t.group, "kind": t.kind, "index": t.index, "seed": t.seed, "source": t.source,
+                  "num_classes": t.num_classes, "key": t.key, "dataset": t.dataset.name,
+                  **{f"protocol.{k}": v for k, v in to_plain(t.protocol).items()}}
+        return TrialInfo(t.key, t.run_name, params)
+
+    def progress(self, result: dict):
+        yield int(result["epoch"]), {k: v for k, v in result.items() if k.startswith(PROGRESS_PREFIXES)}
+
+    def complete(self, trial: dict, outcome: dict) -> Completed:
+        r = outcome["result"]
+        line = (f"AS={r['agreement']:.4f}  train_acc={min(r['train_acc']):.3f}  "
+                f"holdout_acc={min(r['holdout_acc']):.3f}  epochs={r['epochs']}  {r['wall_s']:.1f}s")
+        return Completed(agreement_row(TrialSpec.from_config(trial), r), outcome["metrics"], r["epochs"], line)

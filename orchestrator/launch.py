@@ -1,0 +1,39 @@
+"""Run an agreement sweep end to end: skip what the record holds, fit the rest, publish results."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .record import Record
+from .results import finish_sweep
+from .spec import SweepSpec, plain_spec, spec_data
+from .specio import flatten
+from .tracking import Tracker
+
+
+def open_sweep(spec, text: str, params: dict) -> tuple[Path, Record, Tracker, str]:
+    """The sweep folder with the resolved spec saved, its record, and its MLflow parent run
+    (created by the driver before any trial logs)."""
+    sweep_dir = Path(spec.sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    spec_file = sweep_dir / "spec.yaml"
+    spec_file.write_text(text)
+    tracker = Tracker(spec.tracking.uri, spec.experiment)
+    return sweep_dir, Record(sweep_dir), tracker, tracker.parent_run(sweep_dir, spec.name, params, spec_file)
+
+
+def run_sweep(spec: SweepSpec, address: str | None = None, callbacks: list | None = None) -> list[dict]:
+    """Run every trial of `spec` not yet in its record; returns the record rows of this spec."""
+    from .sweep import fit  # Ray is imported only when there is something to run
+    sweep_dir, record, tracker, parent_id = open_sweep(spec, plain_spec(spec), flatten(spec_data(spec)))
+    trials = spec.trials()
+    done = record.done_keys()
+    todo = [t for t in trials if t.key not in done]
+    print(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already recorded, {len(todo)} to run "
+          f"(sweep folder {sweep_dir})", flush=True)
+    if todo:
+        fit("agreement", [t.to_config() for t in todo], spec, record, tracker, parent_id, len(trials),
+            len(trials) - len(todo), address, callbacks)
+    keys = {t.key for t in trials}
+    rows = [r for r in record.rows() if r["key"] in keys]
+    finish_sweep(spec, rows, tracker, parent_id, complete=len(rows) == len(trials))
+    return rows

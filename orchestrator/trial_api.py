@@ -1,0 +1,54 @@
+"""What the Tune layer needs from a kind of trial (agreement, discovery): plain data and a protocol.
+
+Worker side, `start` returns a `Runner`; driver side, `describe`, `progress` and `complete`
+turn configs and results into run names, MLflow metrics and record rows. Nothing here imports
+Ray or MLflow, so adapters are testable without either.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class TrialInfo:
+    key: str  # identity in the record: what a resumed sweep skips
+    run_name: str  # deterministic MLflow/Tune name
+    params: dict  # MLflow params of the child run
+
+
+@dataclass(frozen=True)
+class Completed:
+    row: dict  # record row
+    metrics: dict  # final metrics of the child run
+    step: int  # MLflow step of those metrics
+    line: str  # progress line
+    artifacts: list[Path] = field(default_factory=list)
+
+
+class Runner(Protocol):
+    device: torch.device
+
+    @property
+    def done(self) -> bool: ...
+
+    def step(self) -> dict: ...
+
+    def outcome(self) -> dict: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class Adapter(Protocol):
+    def start(self, trial: dict, device: str, cache: dict) -> Runner: ...
+
+    def describe(self, trial: dict) -> TrialInfo: ...
+
+    def progress(self, result: dict) -> Iterable[tuple[int, dict]]: ...
+
+    def complete(self, trial: dict, outcome: dict) -> Completed: ...
