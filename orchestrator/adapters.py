@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from .agreement_trial import AgreementAdapter
+from .discovery_trial import DiscoveryAdapter
 from .trial_api import Adapter
 
 ADAPTERS: dict[str, Adapter] = {
     "agreement": AgreementAdapter(),
+    "discovery": DiscoveryAdapter(),
 }

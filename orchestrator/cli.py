@@ -16,18 +16,33 @@ from .specio import SpecError
 EXIT_BAD_INPUT = 2
 
 
-def _sweep(args) -> int:
+def load_any(path, overrides):
+    """An agreement spec, or a discovery spec (one with a `discovery:` section)."""
+    from .discovery_spec import is_discovery, load_discovery_spec
     from .spec import load_spec
+    from .specio import read_yaml
+    return (load_discovery_spec if is_discovery(read_yaml(path)) else load_spec)(path, overrides)
+
+
+def _sweep(args) -> int:
+    from .discovery_spec import DiscoverySpec
     path = Path(args.resume) / "spec.yaml" if args.resume else args.spec
     if path is None:
         raise SpecError("sweep needs a spec file, or --resume SWEEP_DIR")
-    spec = load_spec(path, args.set)
+    spec = load_any(path, args.set)
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         # Ray reads this when imported: a machine-local Ray then binds to loopback only.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    from .launch import run_discovery, run_sweep
     from .results import summarize
-    from .launch import run_sweep
-    rows = run_sweep(spec, address=args.address)
+    if isinstance(spec, DiscoverySpec):
+        found, rows = run_discovery(spec, address=args.address)
+        print(f"{len(found)}/{len(spec.trials())} encoders trained; task tables under {spec.sweep_dir / 'discovered'}")
+        if spec.score is None:
+            return 0 if len(found) == len(spec.trials()) else 1
+        spec = spec.score_spec(found)
+    else:
+        rows = run_sweep(spec, address=args.address)
     print(summarize(rows))
     print(f"results: {Path(spec.sweep_dir) / 'results.parquet'}; MLflow: {spec.tracking.uri} "
           f"(experiment {spec.experiment!r}; `taskdisc ui` to browse)")
@@ -39,8 +54,7 @@ def _results(args) -> int:
     from .results import summarize
     target = Path(args.target)
     if target.is_file():
-        from .spec import load_spec
-        target = Path(load_spec(target, args.set).sweep_dir)
+        target = Path(load_any(target, args.set).sweep_dir)
     if not (target / "record").is_dir():
         raise SpecError(f"{target}: no sweep record here; pass a sweep folder (runs/<name>) or its spec file")
     print(summarize(Record(target).rows(), top=args.top))
@@ -65,11 +79,8 @@ def _validate(args) -> int:
         validate_cluster(args.file)
         print(f"{args.file}: valid Ray cluster config")
         return 0
-    from .spec import load_spec
-    spec = load_spec(args.file, args.set)
-    print(f"{args.file}: valid spec {spec.name!r}: {len(spec.trials())} trials "
-          f"({len(spec.protocols)} protocol points x {sum(len(t.indices) for t in spec.tasks)} tasks "
-          f"x {len(spec.seeds)} seeds)")
+    spec = load_any(args.file, args.set)
+    print(f"{args.file}: valid spec {spec.name!r}: {len(spec.trials())} trials")
     return 0
 
 

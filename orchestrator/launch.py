@@ -1,10 +1,15 @@
-"""Run an agreement sweep end to end: skip what the record holds, fit the rest, publish results."""
+"""Run a sweep end to end: skip what the record holds, fit the rest under Tune, publish results.
+
+Agreement sweeps score tasks; discovery sweeps train encoders and, when their spec says so,
+score the discovered tasks next to baselines in a follow-up agreement sweep.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
+from .discovery_spec import DiscoverySpec, discovery_spec_data, plain_discovery_spec
 from .record import Record
-from .results import finish_sweep
+from .results import finish_discovery, finish_sweep
 from .spec import SweepSpec, plain_spec, spec_data
 from .specio import flatten
 from .tracking import Tracker
@@ -23,17 +28,36 @@ def open_sweep(spec, text: str, params: dict) -> tuple[Path, Record, Tracker, st
 
 def run_sweep(spec: SweepSpec, address: str | None = None, callbacks: list | None = None) -> list[dict]:
     """Run every trial of `spec` not yet in its record; returns the record rows of this spec."""
-    from .sweep import fit  # Ray is imported only when there is something to run
     sweep_dir, record, tracker, parent_id = open_sweep(spec, plain_spec(spec), flatten(spec_data(spec)))
-    trials = spec.trials()
+    rows = _run_missing("agreement", spec, spec.trials(), sweep_dir, record, tracker, parent_id, address, callbacks)
+    finish_sweep(spec, rows, tracker, parent_id, complete=len(rows) == len(spec.trials()))
+    return rows
+
+
+def run_discovery(spec: DiscoverySpec, address: str | None = None, callbacks: list | None = None
+                  ) -> tuple[list[dict], list[dict]]:
+    """Run the discovery trials not yet recorded, then (if the spec has `score:`) the agreement
+    sweep over what they found; returns (discovery rows, score rows)."""
+    sweep_dir, record, tracker, parent_id = open_sweep(spec, plain_discovery_spec(spec),
+                                                       flatten(discovery_spec_data(spec)))
+    rows = _run_missing("discovery", spec, spec.trials(), sweep_dir, record, tracker, parent_id, address, callbacks)
+    complete = len(rows) == len(spec.trials())
+    finish_discovery(spec, rows, tracker, parent_id, complete)
+    if spec.score is None or not complete:
+        return rows, []
+    return rows, run_sweep(spec.score_spec(rows), address, callbacks)
+
+
+def _run_missing(adapter: str, spec, trials: list, sweep_dir: Path, record: Record, tracker: Tracker,
+                 parent_id: str, address: str | None, callbacks: list | None) -> list[dict]:
+    """Fit the trials whose key is not in the record; return the record rows of all `trials`."""
     done = record.done_keys()
     todo = [t for t in trials if t.key not in done]
     print(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already recorded, {len(todo)} to run "
           f"(sweep folder {sweep_dir})", flush=True)
     if todo:
-        fit("agreement", [t.to_config() for t in todo], spec, record, tracker, parent_id, len(trials),
+        from .sweep import fit  # Ray is imported only when there is something to run
+        fit(adapter, [t.to_config() for t in todo], spec, record, tracker, parent_id, len(trials),
             len(trials) - len(todo), address, callbacks)
     keys = {t.key for t in trials}
-    rows = [r for r in record.rows() if r["key"] in keys]
-    finish_sweep(spec, rows, tracker, parent_id, complete=len(rows) == len(trials))
-    return rows
+    return [r for r in record.rows() if r["key"] in keys]

@@ -55,3 +55,12 @@ def finish_sweep(spec: SweepSpec, rows: list[dict], tracker: Tracker, parent_id:
             tracker.log_metrics(parent_id, {f"sweep/{group}/mean_agreement": sum(a) / len(a),
                                             f"sweep/{group}/trials": len(a)}, step=0)
     tracker.finish(parent_id, failed=not complete)
+
+
+def finish_discovery(spec, rows: list[dict], tracker: Tracker, parent_id: str, complete: bool) -> None:
+    """Write discovery.parquet (one row per encoder: config, final losses, export paths) onto the parent run."""
+    if rows:
+        path = Path(spec.sweep_dir) / "discovery.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), path)
+        tracker.log_artifacts(parent_id, [path])
+    tracker.finish(parent_id, failed=not complete)

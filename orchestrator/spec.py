@@ -57,20 +57,12 @@ class Tracking:
     uri: str | None = param(None, "MLflow tracking URI; null = sqlite:///<cwd>/mlflow.db")
 
 
-@dataclass(frozen=True)
-class SweepSpec:
-    name: str = param("sweep", "spec name: names the sweep folder, MLflow parent run and trial runs")
-    dataset: DatasetSpec = param(DatasetSpec(), "the images")
-    protocols: tuple[Protocol, ...] = param((Protocol(),), "protocol grid points (from `protocol:`)")
-    tasks: tuple[TaskSet, ...] = param((), "task sets to score (from `tasks:`)")
-    seeds: tuple[int, ...] = param((0,), "pair seeds: one pair of networks per seed and task")
-    resources: Resources = param(Resources(), "resources per trial")
-    concurrency: int | None = param(None, "most trials at once; null = as many as resources allow", ge=1)
-    max_failures: int = param(2, "restarts of a trial whose worker dies, from its last checkpoint", ge=0)
-    checkpoint_every: int = param(1, "epochs between trial checkpoints (a restarted trial loses at most "
-                                     "this many epochs)", ge=1)
-    tracking: Tracking = param(Tracking(), "MLflow tracking")
-    output_dir: str = param("runs", "folder holding one sub-folder per sweep (record, Tune state)")
+class SweepPlace:
+    """Where a spec's sweep lives and runs; shared by agreement and discovery specs."""
+    name: str
+    output_dir: str
+    resources: Resources
+    tracking: Tracking
 
     @property
     def sweep_dir(self) -> Path:
@@ -83,6 +75,22 @@ class SweepSpec:
     @property
     def experiment(self) -> str:
         return self.tracking.experiment or self.name
+
+
+@dataclass(frozen=True)
+class SweepSpec(SweepPlace):
+    name: str = param("sweep", "spec name: names the sweep folder, MLflow parent run and trial runs")
+    dataset: DatasetSpec = param(DatasetSpec(), "the images")
+    protocols: tuple[Protocol, ...] = param((Protocol(),), "protocol grid points (from `protocol:`)")
+    tasks: tuple[TaskSet, ...] = param((), "task sets to score (from `tasks:`)")
+    seeds: tuple[int, ...] = param((0,), "pair seeds: one pair of networks per seed and task")
+    resources: Resources = param(Resources(), "resources per trial")
+    concurrency: int | None = param(None, "most trials at once; null = as many as resources allow", ge=1)
+    max_failures: int = param(2, "restarts of a trial whose worker dies, from its last checkpoint", ge=0)
+    checkpoint_every: int = param(1, "epochs between trial checkpoints (a restarted trial loses at most "
+                                     "this many epochs)", ge=1)
+    tracking: Tracking = param(Tracking(), "MLflow tracking")
+    output_dir: str = param("runs", "folder holding one sub-folder per sweep (record, Tune state)")
 
     def trials(self) -> list["TrialSpec"]:
         varying = tuple(f.name for f in dataclasses.fields(Protocol)
@@ -148,7 +156,7 @@ def parse_indices(value: Any, key: str, origin: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _task_sets(raw: Any, origin: str) -> tuple[TaskSet, ...]:
+def task_sets(raw: Any, origin: str) -> tuple[TaskSet, ...]:
     if not isinstance(raw, dict) or not raw:
         raise SpecError(f"{origin}: tasks must map task kinds to indices, e.g. {{real: 0-125, random: 0-31}}")
     sets = []
@@ -178,13 +186,26 @@ def _task_sets(raw: Any, origin: str) -> tuple[TaskSet, ...]:
     return tuple(sets)
 
 
-def _protocol_grid(raw: Any, origin: str) -> tuple[Protocol, ...]:
+def grid(raw: dict) -> list[dict]:
+    """{'a': [1, 2], 'b': 3} -> [{'a': 1, 'b': 3}, {'a': 2, 'b': 3}]: every list is a grid axis."""
+    axes = [v if isinstance(v, list) and v else [v] for v in raw.values()]
+    return [dict(zip(raw, point)) for point in itertools.product(*axes)]
+
+
+def grid_of(points: list[dict]) -> dict:
+    """The inverse of `grid` for a full grid: each key's distinct values (a list when several)."""
+    out = {}
+    for k in points[0]:
+        values = list({json.dumps(p[k], sort_keys=True): p[k] for p in points}.values())
+        out[k] = values if len(values) > 1 else values[0]
+    return out
+
+
+def protocol_grid(raw: Any, origin: str) -> tuple[Protocol, ...]:
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise SpecError(f"{origin}: protocol must be a mapping of protocol fields to values")
-    keys = list(raw)
-    axes = [v if isinstance(v, list) and v else [v] for v in raw.values()]
-    return tuple(build(Protocol, dict(zip(keys, point)), "protocol", origin) for point in itertools.product(*axes))
+    return tuple(build(Protocol, point, "protocol", origin) for point in grid(raw))
 
 
 def resolve_paths(spec: SweepSpec) -> SweepSpec:
@@ -201,11 +222,11 @@ def resolve_paths(spec: SweepSpec) -> SweepSpec:
 
 def parse_spec(data: dict, origin: str) -> SweepSpec:
     data = dict(data)
-    protocols = _protocol_grid(data.pop("protocol", None), origin)
+    protocols = protocol_grid(data.pop("protocol", None), origin)
     if "protocols" in data or "tasks" not in data:
         raise SpecError(f"{origin}: " + ("use `protocol:` (lists sweep a grid), not `protocols:`"
                                          if "protocols" in data else "missing key tasks; e.g. tasks: {real: 0-3}"))
-    tasks = _task_sets(data.pop("tasks"), origin)
+    tasks = task_sets(data.pop("tasks"), origin)
     spec = build(SweepSpec, data, "", origin, shown=("protocol", "tasks"), protocols=protocols, tasks=tasks)
     if not NAME.match(spec.name):
         raise SpecError(f"{origin}: name={spec.name!r} is invalid: use letters, digits, '_', '-' and '.' only")
@@ -217,15 +238,14 @@ def parse_spec(data: dict, origin: str) -> SweepSpec:
 def spec_data(spec: SweepSpec) -> dict:
     """The resolved spec in the YAML shape `load_spec` reads: a protocol grid and task sets."""
     data = to_plain(spec)
-    grid = {}
-    for f in dataclasses.fields(Protocol):
-        values = list(dict.fromkeys(getattr(p, f.name) for p in spec.protocols))
-        grid[f.name] = values if len(values) > 1 else values[0]
-    data.pop("protocols")
-    data["protocol"] = grid
-    data["tasks"] = {ts.group: {"kind": ts.kind, "indices": list(ts.indices), "source": ts.source,
-                                "num_classes": ts.num_classes} for ts in spec.tasks}
+    data["protocol"] = grid_of(data.pop("protocols"))
+    data["tasks"] = task_sets_data(spec.tasks)
     return data
+
+
+def task_sets_data(sets) -> dict:
+    return {ts.group: {"kind": ts.kind, "indices": list(ts.indices), "source": ts.source,
+                       "num_classes": ts.num_classes} for ts in sets}
 
 
 def plain_spec(spec: SweepSpec) -> str:

@@ -1,0 +1,162 @@
+"""The discovery spec: a grid of discovery configs, and optionally how to score what they find.
+
+`discovery:` holds DiscoveryConfig fields (a list sweeps a grid); `score:` (optional) turns
+the finished encoders' task tables into an agreement sweep, with the encoders' tasks before
+training and baseline task sets (e.g. random, real) scored under the same protocol, so
+discover-then-score is one spec and one command.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from trainables.config import param
+from trainables.discovery import DiscoveryConfig
+
+from .spec import (NAME, DatasetSpec, Resources, SweepPlace, SweepSpec, TaskSet, Tracking, protocol_grid, task_sets,
+                   grid, grid_of, resolve_paths, task_sets_data)
+from .specio import SpecError, apply_override, build, read_yaml, to_plain
+
+TABLE, TEST_TABLE, UNTRAINED, CSV, ENCODER = ("tasks.parquet", "tasks-test.parquet", "untrained.parquet",
+                                              "discovered.csv", "encoder.pt")
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    protocols: tuple = param((), "AS protocol grid points for scoring (from `protocol:`)")
+    seeds: tuple[int, ...] = param((0,), "pair seeds per scored task")
+    tasks: tuple[int, ...] | None = param(None, "which discovered tasks to score; null = all hyperplanes")
+    untrained: bool = param(True, "also score each encoder's tasks before training (step 0)")
+    baselines: tuple = param((), "task sets scored alongside, e.g. {random: 0-7, real: 0-7}")
+
+
+@dataclass(frozen=True)
+class DiscoverySpec(SweepPlace):
+    name: str = param("discovery", "spec name: names the sweep folder, MLflow parent run and trial runs")
+    dataset: DatasetSpec = param(DatasetSpec(), "the images")
+    configs: tuple = param((), "discovery config grid points (from `discovery:`)")
+    steps_per_report: int = param(10, "meta-steps per Tune step (one report, one possible checkpoint)", ge=1)
+    resources: Resources = param(Resources(), "resources per discovery trial")
+    concurrency: int | None = param(None, "most trials at once; null = as many as resources allow", ge=1)
+    max_failures: int = param(2, "restarts of a trial whose worker dies, from its last checkpoint", ge=0)
+    checkpoint_every: int = param(1, "reports between trial checkpoints", ge=1)
+    tracking: Tracking = param(Tracking(), "MLflow tracking")
+    output_dir: str = param("runs", "folder holding one sub-folder per sweep")
+    score: ScoreSpec | None = param(None, "score the discovered tasks afterwards (null = do not)")
+
+    def trials(self) -> list["DiscoveryTrialSpec"]:
+        varying = tuple(f.name for f in dataclasses.fields(DiscoveryConfig)
+                        if len({getattr(c, f.name) for c in self.configs}) > 1)
+        return [DiscoveryTrialSpec(self.name, self.dataset, c, varying, self.steps_per_report, str(self.sweep_dir))
+                for c in self.configs]
+
+    def score_spec(self, rows: list[dict]) -> SweepSpec:
+        """The agreement sweep over the discovered (and untrained) tasks of `rows` plus the baselines."""
+        sets = []
+        for r in sorted(rows, key=lambda r: r["run_name"]):
+            suffix = r["label"] and f"_{r['label']}"
+            indices = self.score.tasks or tuple(range(r["n_tasks"]))
+            sets.append(TaskSet(f"discovered{suffix}", "discovered", indices, r["table"], 2))
+            if self.score.untrained:
+                sets.append(TaskSet(f"untrained{suffix}", "discovered", indices, r["untrained_table"], 2))
+        return SweepSpec(name=f"{self.name}-score", dataset=self.dataset, protocols=self.score.protocols,
+                         tasks=tuple(sets) + self.score.baselines, seeds=self.score.seeds,
+                         resources=self.resources, concurrency=self.concurrency, max_failures=self.max_failures,
+                         tracking=self.tracking, output_dir=self.output_dir)
+
+
+@dataclass(frozen=True)
+class DiscoveryTrialSpec:
+    spec: str
+    dataset: DatasetSpec
+    config: DiscoveryConfig
+    varying: tuple[str, ...]
+    steps_per_report: int
+    sweep_dir: str
+
+    @property
+    def key(self) -> str:
+        data = {"config": to_plain(self.config), "dataset": to_plain(self.dataset)}
+        return "discover__" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def label(self) -> str:
+        """The grid point, e.g. 'uniformity_coef-25_h_dim-8' ('' for a single config)."""
+        return "_".join(f"{k}-{getattr(self.config, k)}" for k in self.varying)
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.spec}__discover__seed{self.config.encoder_seed}" + (f"__{self.label}" if self.label else "")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.sweep_dir) / "discovered" / self.key
+
+    def to_config(self) -> dict:
+        return to_plain(self)
+
+    @classmethod
+    def from_config(cls, c: dict) -> "DiscoveryTrialSpec":
+        return cls(c["spec"], DatasetSpec(**c["dataset"]), DiscoveryConfig(**c["config"]), tuple(c["varying"]),
+                   c["steps_per_report"], c["sweep_dir"])
+
+
+def _configs(raw, origin: str) -> tuple[DiscoveryConfig, ...]:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{origin}: discovery must be a mapping of DiscoveryConfig fields to values")
+    return tuple(build(DiscoveryConfig, point, "discovery", origin) for point in grid(raw))
+
+
+def _score(raw, origin: str) -> ScoreSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{origin}: score must be a mapping with protocol, seeds, tasks, untrained, baselines")
+    raw = dict(raw)
+    protocols = protocol_grid(raw.pop("protocol", None), origin)
+    baselines = task_sets(raw.pop("baselines"), origin) if raw.get("baselines") else ()
+    raw.pop("baselines", None)
+    return build(ScoreSpec, raw, "score", origin, shown=("protocol", "baselines"), protocols=protocols,
+                 baselines=baselines)
+
+
+def parse_discovery_spec(data: dict, origin: str) -> DiscoverySpec:
+    data = dict(data)
+    configs = _configs(data.pop("discovery"), origin)
+    score = _score(data.pop("score", None), origin)
+    spec = build(DiscoverySpec, data, "", origin, shown=("discovery", "score"), configs=configs, score=score)
+    if not NAME.match(spec.name):
+        raise SpecError(f"{origin}: name={spec.name!r} is invalid: use letters, digits, '_', '-' and '.' only")
+    return resolve_paths(spec)
+
+
+def discovery_spec_data(spec: DiscoverySpec) -> dict:
+    """The resolved spec in the YAML shape the loader reads."""
+    data = to_plain(spec)
+    data["discovery"] = grid_of(data.pop("configs"))
+    if spec.score is not None:
+        data["score"] = {"protocol": grid_of([to_plain(p) for p in spec.score.protocols]),
+                         "seeds": list(spec.score.seeds),
+                         "tasks": list(spec.score.tasks) if spec.score.tasks else None,
+                         "untrained": spec.score.untrained, "baselines": task_sets_data(spec.score.baselines)}
+    return data
+
+
+def plain_discovery_spec(spec: DiscoverySpec) -> str:
+    return yaml.safe_dump(discovery_spec_data(spec), sort_keys=False)
+
+
+def is_discovery(data: dict) -> bool:
+    return "discovery" in data
+
+
+def load_discovery_spec(path: str | Path, overrides=()) -> DiscoverySpec:
+    data = read_yaml(path)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return parse_discovery_spec(data, str(path))

@@ -1,0 +1,78 @@
+"""Discover-then-score as one spec and one command, with the real Ray and MLflow."""
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import yaml
+from mlflow.tracking import MlflowClient
+
+from orchestrator.cli import load_any
+from orchestrator.discovery_spec import DiscoverySpec
+from sweep_helpers import REPO, child_runs, cli
+from trainables.tasks import read_table
+
+TINY_DISCOVERY = {"arch": "mlp", "width": 0.125, "h_dim": 4, "n_linear_tasks": 4, "nsteps": 2,
+                  "inner_batch_size": 32, "outer_batch_size": 32, "meta_steps": 6, "holdout": 60,
+                  "probe_size": 64, "calibration_size": 128, "uniformity_coef": [5.0, 25.0]}
+
+
+def discovery_spec(tmp_path, data):
+    spec = {"name": "disc", "dataset": {"name": "imagefolder", "root": str(data)},
+            "discovery": TINY_DISCOVERY, "steps_per_report": 4, "resources": {"cpus": 1}, "concurrency": 2,
+            "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "output_dir": str(tmp_path / "runs"),
+            "score": {"protocol": {"arch": "mlp", "width": 0.125, "epochs": 2, "batch_size": 64, "holdout": 60,
+                                   "compile": "off"},
+                      "tasks": [0, 1], "untrained": True, "baselines": {"random": "0-1"}}}
+    path = tmp_path / "disc.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_discover_then_score(tmp_path, tiny_dataset_tar, ray_address):
+    path = discovery_spec(tmp_path, tiny_dataset_tar)
+    out = cli("sweep", str(path), cwd=tmp_path, address=ray_address)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    # Two encoders (a uniformity_coef grid), each exported as task tables and a checkpoint.
+    rows = pq.read_table(tmp_path / "runs" / "disc" / "discovery.parquet").to_pylist()
+    assert len(rows) == 2 and all(r["steps"] == 6 for r in rows)
+    for r in rows:
+        names, values = read_table(r["table"])
+        assert names == [f"discovered-{i}" for i in range(4)] and values.shape == (300, 4)
+        assert read_table(r["untrained_table"])[1].shape == (300, 4)
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parents, children = child_runs(uri, "disc")
+    assert sorted(p.info.run_name for p in parents) == ["disc", "disc-score"]
+    discover_runs = [c for c in children if "__discover__" in c.info.run_name]
+    assert sorted(c.info.run_name for c in discover_runs) == [
+        "disc__discover__seed0__uniformity_coef-25.0", "disc__discover__seed0__uniformity_coef-5.0"]
+    client = MlflowClient(tracking_uri=uri)
+    run = discover_runs[0]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "discovery/agreement_loss")] == list(range(1, 7))
+    assert {"tasks.parquet", "encoder.pt", "discovered.csv", "untrained.parquet"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)}
+
+    # The score sweep: discovered and untrained tasks of each encoder, plus the random baseline.
+    scored = pq.read_table(tmp_path / "runs" / "disc-score" / "results.parquet").to_pylist()
+    groups = sorted({r["group"] for r in scored})
+    assert groups == ["discovered_uniformity_coef-25.0", "discovered_uniformity_coef-5.0", "random",
+                      "untrained_uniformity_coef-25.0", "untrained_uniformity_coef-5.0"]
+    assert len(scored) == 2 * 2 * 2 + 2
+    assert "discovered_uniformity_coef-5.0" in out.stdout  # the summary names every task set
+
+    again = cli("sweep", str(path), cwd=tmp_path, address=ray_address)
+    assert again.returncode == 0 and "2 already recorded, 0 to run" in again.stdout
+    assert "10 already recorded, 0 to run" in again.stdout
+
+
+def test_shipped_discovery_specs_are_papers_and_cpu_sized():
+    paper = load_any(REPO / "specs" / "discovery-paper.yaml", [])
+    assert isinstance(paper, DiscoverySpec)
+    c = paper.configs[0]
+    assert (c.arch, c.h_dim, c.n_linear_tasks, c.uniformity_coef, c.task_temp, c.nsteps, c.inner_lr, c.outer_lr) == (
+        "resnet18", 32, 32, 25.0, 5.0, 50, 0.01, 1e-3)
+    assert paper.resources.gpus > 0
+    cpu = load_any(REPO / "specs" / "discovery-cpu.yaml", [])
+    assert cpu.resources.gpus == 0 and cpu.score is not None
+    grid = load_any(REPO / "specs" / "discovery-grid.yaml", [])
+    assert len(grid.trials()) > 1
