@@ -18,7 +18,7 @@ import yaml
 from trainables.config import param
 from trainables.discovery import DiscoveryConfig
 
-from .spec import (NAME, DatasetSpec, Resources, SweepPlace, SweepSpec, TaskSet, Tracking, protocol_grid, task_sets,
+from .spec import (NAME, DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_grid, task_sets,
                    grid, grid_of, resolve_paths, task_sets_data)
 from .specio import SpecError, apply_override, build, read_yaml, to_plain
 
@@ -36,17 +36,9 @@ class ScoreSpec:
 
 
 @dataclass(frozen=True)
-class DiscoverySpec(SweepPlace):
-    name: str = param("discovery", "spec name: names the sweep folder, MLflow parent run and trial runs")
-    dataset: DatasetSpec = param(DatasetSpec(), "the images")
+class DiscoverySpec(SweepBase):
     configs: tuple = param((), "discovery config grid points (from `discovery:`)")
     steps_per_report: int = param(10, "meta-steps per Tune step (one report, one possible checkpoint)", ge=1)
-    resources: Resources = param(Resources(), "resources per discovery trial")
-    concurrency: int | None = param(None, "most trials at once; null = as many as resources allow", ge=1)
-    max_failures: int = param(2, "restarts of a trial whose worker dies, from its last checkpoint", ge=0)
-    checkpoint_every: int = param(1, "reports between trial checkpoints", ge=1)
-    tracking: Tracking = param(Tracking(), "MLflow tracking")
-    output_dir: str = param("runs", "folder holding one sub-folder per sweep")
     score: ScoreSpec | None = param(None, "score the discovered tasks afterwards (null = do not)")
 
     def trials(self) -> list["DiscoveryTrialSpec"]:

@@ -57,12 +57,18 @@ class Tracking:
     uri: str | None = param(None, "MLflow tracking URI; null = sqlite:///<cwd>/mlflow.db")
 
 
-class SweepPlace:
-    """Where a spec's sweep lives and runs; shared by agreement and discovery specs."""
-    name: str
-    output_dir: str
-    resources: Resources
-    tracking: Tracking
+@dataclass(frozen=True)
+class SweepBase:
+    """What every sweep spec has: its name, data, resources, fault tolerance, tracking and folder."""
+    name: str = param("sweep", "spec name: names the sweep folder, MLflow parent run and trial runs")
+    dataset: DatasetSpec = param(DatasetSpec(), "the images")
+    resources: Resources = param(Resources(), "resources per trial")
+    concurrency: int | None = param(None, "most trials at once; null = as many as resources allow", ge=1)
+    max_failures: int = param(2, "restarts of a trial whose worker dies, from its last checkpoint", ge=0)
+    checkpoint_every: int = param(1, "Tune steps between trial checkpoints (AS trial: an epoch; discovery: "
+                                     "steps_per_report meta-steps)", ge=1)
+    tracking: Tracking = param(Tracking(), "MLflow tracking")
+    output_dir: str = param("runs", "folder holding one sub-folder per sweep (record, exports, Tune state)")
 
     @property
     def sweep_dir(self) -> Path:
@@ -78,19 +84,10 @@ class SweepPlace:
 
 
 @dataclass(frozen=True)
-class SweepSpec(SweepPlace):
-    name: str = param("sweep", "spec name: names the sweep folder, MLflow parent run and trial runs")
-    dataset: DatasetSpec = param(DatasetSpec(), "the images")
+class SweepSpec(SweepBase):
     protocols: tuple[Protocol, ...] = param((Protocol(),), "protocol grid points (from `protocol:`)")
     tasks: tuple[TaskSet, ...] = param((), "task sets to score (from `tasks:`)")
     seeds: tuple[int, ...] = param((0,), "pair seeds: one pair of networks per seed and task")
-    resources: Resources = param(Resources(), "resources per trial")
-    concurrency: int | None = param(None, "most trials at once; null = as many as resources allow", ge=1)
-    max_failures: int = param(2, "restarts of a trial whose worker dies, from its last checkpoint", ge=0)
-    checkpoint_every: int = param(1, "epochs between trial checkpoints (a restarted trial loses at most "
-                                     "this many epochs)", ge=1)
-    tracking: Tracking = param(Tracking(), "MLflow tracking")
-    output_dir: str = param("runs", "folder holding one sub-folder per sweep (record, Tune state)")
 
     def trials(self) -> list["TrialSpec"]:
         varying = tuple(f.name for f in dataclasses.fields(Protocol)
