@@ -11,7 +11,7 @@ from sweep_helpers import REPO, child_runs, cli
 from trainables.tasks import read_table
 
 TINY_DISCOVERY = {"arch": "mlp", "width": 0.125, "h_dim": 4, "n_linear_tasks": 4, "nsteps": 2,
-                  "inner_batch_size": 32, "outer_batch_size": 32, "meta_steps": 6, "holdout": 60,
+                  "inner_batch_size": 32, "outer_batch_size": 32, "meta_steps": 6, "holdout": 60, "outer_pool": 60,
                   "probe_size": 64, "calibration_size": 128, "uniformity_coef": [5.0, 25.0]}
 
 

@@ -5,8 +5,9 @@
 | real10   | the dataset's own class labels (index 0 only) |
 | random   | uniform labels from `torch.Generator().manual_seed(index)` |
 | table    | column `index` of a CSV/Parquet file, one row per training image |
+| discovered | task (hyperplane) `index` of a discovery run: encoder checkpoint (.pt) or task table |
 
-Later kinds (e.g. `discovered`) join through `register_task_kind`.
+Later kinds join through `register_task_kind`.
 """
 from __future__ import annotations
 
@@ -126,11 +127,19 @@ def table_task(dataset: ImageDataset, index: int, *, source: str | None = None,
     return TaskLabels(f"table-{names[index]}", torch.from_numpy(col.astype(np.int64)), None, num_classes)
 
 
+def discovered_task(dataset: ImageDataset, index: int, *, source: str | None = None,
+                    num_classes: int = 2) -> TaskLabels:
+    # Imported here: trainables.discovery imports this module.
+    from .discovery.export import discovered_task as from_discovery
+    return from_discovery(dataset, index, source=source, num_classes=num_classes)
+
+
 TASK_KINDS: dict[str, Callable[..., TaskLabels]] = {
     "real": real_task,
     "real10": real10_task,
     "random": random_task,
     "table": table_task,
+    "discovered": discovered_task,
 }
 
 
