@@ -19,7 +19,7 @@ from trainables.config import param
 from trainables.discovery import DiscoveryConfig
 
 from .spec import (NAME, DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_grid, task_sets,
-                   grid, grid_of, resolve_paths, task_sets_data)
+                   grid, grid_of, parse_indices, resolve_paths, task_sets_data)
 from .specio import SpecError, apply_override, build, read_yaml, to_plain
 
 TABLE, TEST_TABLE, UNTRAINED, CSV, ENCODER = ("tasks.parquet", "tasks-test.parquet", "untrained.parquet",
@@ -110,6 +110,8 @@ def _score(raw, origin: str) -> ScoreSpec | None:
     if not isinstance(raw, dict):
         raise SpecError(f"{origin}: score must be a mapping with protocol, seeds, tasks, untrained, baselines")
     raw = dict(raw)
+    if raw.get("tasks") is not None:
+        raw["tasks"] = list(parse_indices(raw["tasks"], "score.tasks", origin))
     protocols = protocol_grid(raw.pop("protocol", None), origin)
     baselines = task_sets(raw.pop("baselines"), origin) if raw.get("baselines") else ()
     raw.pop("baselines", None)
@@ -122,6 +124,10 @@ def parse_discovery_spec(data: dict, origin: str) -> DiscoverySpec:
     configs = _configs(data.pop("discovery"), origin)
     score = _score(data.pop("score", None), origin)
     spec = build(DiscoverySpec, data, "", origin, shown=("discovery", "score"), configs=configs, score=score)
+    n_tasks = min(c.n_linear_tasks for c in configs)
+    if score is not None and score.tasks and max(score.tasks) >= n_tasks:
+        raise SpecError(f"{origin}: score.tasks includes {max(score.tasks)}, but the encoders define tasks "
+                        f"0..{n_tasks - 1} (n_linear_tasks); lower it")
     if not NAME.match(spec.name):
         raise SpecError(f"{origin}: name={spec.name!r} is invalid: use letters, digits, '_', '-' and '.' only")
     return resolve_paths(spec)

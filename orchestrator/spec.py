@@ -21,7 +21,7 @@ import yaml
 from trainables.config import param
 from trainables.data import CIFAR10_ENV, DATASETS
 from trainables.protocol import Protocol
-from trainables.tasks import TASK_KINDS
+from trainables.tasks import TASK_KINDS, TaskError, task_count
 
 from .specio import SpecError, apply_override, build, read_yaml, to_plain
 
@@ -179,6 +179,13 @@ def task_sets(raw: Any, origin: str) -> tuple[TaskSet, ...]:
             if not Path(ts.source).exists():
                 raise SpecError(f"{origin}: {key}.source={ts.source!r} does not exist; give an existing file")
             ts = dataclasses.replace(ts, source=str(Path(ts.source).resolve()))
+        try:
+            count = task_count(ts.kind, ts.source)
+        except TaskError as e:
+            raise SpecError(f"{origin}: {key}: {e}") from None
+        if count is not None and max(ts.indices) >= count:
+            raise SpecError(f"{origin}: {key}.indices includes {max(ts.indices)}: {ts.kind} tasks"
+                            f"{'' if ts.source is None else ' of ' + ts.source} are 0..{count - 1}")
         sets.append(ts)
     return tuple(sets)
 

@@ -131,3 +131,18 @@ def test_named_task_sets_pick_their_kind(tmp_path):
     assert "t__mine-0__seed0" in {t.run_name for t in trials}
     with pytest.raises(SpecError, match=r"tasks.mine.kind='nope'"):
         load_spec(write(tmp_path, {**BASE, "tasks": {"mine": {"kind": "nope", "indices": 0}}}))
+
+
+@pytest.mark.parametrize("tasks, message", [
+    ({"real": "120-126"}, "tasks.real.indices includes 126: real tasks are 0..125"),
+    ({"real10": [1]}, "tasks.real10.indices includes 1"),
+])
+def test_task_indices_are_checked_before_anything_runs(tmp_path, tasks, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(write(tmp_path, {**BASE, "tasks": tasks}))
+
+
+def test_table_indices_are_checked_against_the_file(tmp_path):
+    (tmp_path / "t.csv").write_text(",a,b\n0,1,0\n1,0,1\n")
+    with pytest.raises(SpecError, match=r"tasks.table.indices includes 2: table tasks of .*t.csv are 0..1"):
+        load_spec(write(tmp_path, {**BASE, "tasks": {"table": {"path": str(tmp_path / "t.csv"), "columns": "0-2"}}}))

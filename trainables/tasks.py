@@ -143,8 +143,31 @@ TASK_KINDS: dict[str, Callable[..., TaskLabels]] = {
 }
 
 
-def register_task_kind(name: str, kind: Callable[..., TaskLabels]) -> None:
+def _discovered_count(source: str | None) -> int | None:
+    from .discovery.export import discovered_count
+    return discovered_count(source) if source else None
+
+
+# How many tasks a kind holds (for a source), so a sweep can reject an index before it starts;
+# None where any non-negative index is valid (random) or the count cannot be known.
+TASK_COUNTS: dict[str, Callable[[str | None], int | None]] = {
+    "real": lambda source: len(REAL_TASKS),
+    "real10": lambda source: 1,
+    "table": lambda source: len(read_table(source)[0]) if source else None,
+    "discovered": _discovered_count,
+}
+
+
+def register_task_kind(name: str, kind: Callable[..., TaskLabels],
+                       count: Callable[[str | None], int | None] | None = None) -> None:
     TASK_KINDS[name] = kind
+    if count is not None:
+        TASK_COUNTS[name] = count
+
+
+def task_count(kind: str, source: str | None = None) -> int | None:
+    """Number of tasks of `kind` from `source`, or None if unbounded or unknown."""
+    return TASK_COUNTS.get(kind, lambda s: None)(source)
 
 
 def make_task(kind: str, index: int, dataset: ImageDataset, source: str | None = None,

@@ -92,6 +92,14 @@ def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> tuple[
     return encoder.to(device).eval(), config
 
 
+def discovered_count(source: str | Path) -> int:
+    """How many tasks an encoder checkpoint or task table from a discovery run holds."""
+    path = Path(source)
+    if path.suffix == ".pt":
+        return load_encoder(path)[1].n_linear_tasks
+    return len(read_table(path)[0])
+
+
 def discovered_task(dataset: ImageDataset, index: int, *, source: str | None = None, num_classes: int = 2,
                     device: torch.device | str | None = None) -> TaskLabels:
     """Task `index` (hyperplane index) of a discovery run, from its encoder checkpoint (.pt:
