@@ -66,6 +66,9 @@ class AgreementAdapter:
     def progress(self, result: dict):
         yield int(result["epoch"]), {k: v for k, v in result.items() if k.startswith(PROGRESS_PREFIXES)}
 
+    def note(self, trial: dict, result: dict) -> None:
+        return None  # epochs are short: one line per finished trial is enough
+
     def complete(self, trial: dict, outcome: dict) -> Completed:
         r = outcome["result"]
         line = (f"AS={r['agreement']:.4f}  train_acc={min(r['train_acc']):.3f}  "

@@ -69,6 +69,13 @@ class DiscoveryAdapter:
         for m in result.get("history", []):
             yield int(m["step"]), {k: v for k, v in m.items() if k != "step"}
 
+    def note(self, trial: dict, result: dict) -> str:
+        t = DiscoveryTrialSpec.from_config(trial)
+        return (f"step {result['step']}/{t.config.meta_steps}  agreement_loss="
+                f"{result.get('discovery/agreement_loss', float('nan')):.4f}  uniformity_loss="
+                f"{result.get('discovery/uniformity_loss', float('nan')):.3f}  balance="
+                f"{result.get('discovery/balance', float('nan')):.3f}")
+
     def complete(self, trial: dict, outcome: dict) -> Completed:
         t = DiscoveryTrialSpec.from_config(trial)
         row = {"spec": t.spec, "run_name": t.run_name, "label": t.label, "steps": outcome["steps"],

@@ -76,6 +76,10 @@ class SweepCallback(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         for step, metrics in self.adapter.progress(result):
             self.tracker.log_metrics(self._run_id(trial), metrics, step=step)
+        note = self.adapter.note(trial.config["trial"], result)
+        if note and not result.get("done"):
+            print(f"[{self.finished}/{self.total}] {self.adapter.describe(trial.config['trial']).run_name}  {note}",
+                  flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         config, outcome = trial.config["trial"], trial.last_result["outcome"]

@@ -1,7 +1,7 @@
 """What the Tune layer needs from a kind of trial (agreement, discovery): plain data and a protocol.
 
-Worker side, `start` returns a `Runner`; driver side, `describe`, `progress` and `complete`
-turn configs and results into run names, MLflow metrics and record rows. Nothing here imports
+Worker side, `start` returns a `Runner`; driver side, `describe`, `progress`, `note` and
+`complete` turn configs and results into run names, MLflow metrics, progress lines and record rows. Nothing here imports
 Ray or MLflow, so adapters are testable without either.
 """
 from __future__ import annotations
@@ -50,5 +50,7 @@ class Adapter(Protocol):
     def describe(self, trial: dict) -> TrialInfo: ...
 
     def progress(self, result: dict) -> Iterable[tuple[int, dict]]: ...
+
+    def note(self, trial: dict, result: dict) -> str | None: ...
 
     def complete(self, trial: dict, outcome: dict) -> Completed: ...
