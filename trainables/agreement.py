@@ -88,10 +88,10 @@ class AgreementRun:
             loss, hits = self.pair.train_step(self.train_images.batch(idx), self.y[idx])
             loss_sum += loss
             correct += hits
+        acc = (correct.double() / n).tolist()  # the epoch's one sync: on CUDA the clock stops after it
         self.epoch += 1
         self.images_seen += n
         self.wall_s += time.perf_counter() - start
-        acc = (correct.double() / n).tolist()
         self.train_acc = (acc[0], acc[1])
         if self.protocol.early_stop_acc is not None and min(acc) >= self.protocol.early_stop_acc:
             self.stopped = True

@@ -1,0 +1,152 @@
+"""Task kinds: the paper's real and random tasks, the 10-way labels and task tables."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from trainables.data import CIFAR10_MEAN, CIFAR10_STD, ImageDataset
+from trainables.tasks import (REAL_TASKS, TASK_KINDS, TaskError, TaskLabels, make_task, read_table,
+                              register_task_kind)
+
+N_TRAIN, N_TEST = 40, 20
+# The kinds this module defines; `discovered` (trainables.discovery) is tested with discovery.
+BUILTIN_KINDS = ("real", "real10", "random", "table")
+
+
+@pytest.fixture
+def dataset() -> ImageDataset:
+    """A 10-class stand-in for CIFAR-10: labels cycle through the classes."""
+    g = torch.Generator().manual_seed(0)
+    return ImageDataset("fake10", torch.randint(0, 256, (N_TRAIN, 3, 4, 4), dtype=torch.uint8, generator=g),
+                        torch.arange(N_TRAIN) % 10,
+                        torch.randint(0, 256, (N_TEST, 3, 4, 4), dtype=torch.uint8, generator=g),
+                        torch.arange(N_TEST) % 10, tuple(f"c{i}" for i in range(10)), CIFAR10_MEAN, CIFAR10_STD)
+
+
+def _csv(path, columns: dict[str, list[int]], order=None) -> str:
+    """The authors' format (pandas `to_csv`): an index column with an empty header, then tasks."""
+    n = len(next(iter(columns.values())))
+    order = list(range(n)) if order is None else order
+    lines = ["," + ",".join(columns)]
+    lines += [",".join([str(order[r])] + [str(c[r]) for c in columns.values()]) for r in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def table(tmp_path) -> str:
+    rng = np.random.default_rng(0)
+    return _csv(tmp_path / "tasks.csv", {"t0": rng.integers(0, 2, N_TRAIN).tolist(),
+                                         "t1": rng.integers(0, 2, N_TRAIN).tolist()})
+
+
+def _make(kind: str, dataset, table) -> TaskLabels:
+    return make_task(kind, 1 if kind in ("real", "random", "table") else 0, dataset,
+                     source=table if kind == "table" else None)
+
+
+@pytest.mark.parametrize("kind", BUILTIN_KINDS)
+def test_every_kind_labels_every_training_image(kind, dataset, table):
+    assert TASK_KINDS[kind] is not None
+    labels = _make(kind, dataset, table)
+    assert labels.train.shape == (N_TRAIN,) and labels.train.dtype == torch.long
+    assert 0 <= labels.train.min() and labels.train.max() < labels.num_classes
+    if labels.test is not None:
+        assert labels.test.shape == (N_TEST,) and labels.test.max() < labels.num_classes
+    assert 1 / labels.num_classes <= labels.balance() <= 1
+    assert kind in labels.name
+
+
+def test_real_task_0_is_classes_0_to_4(dataset):
+    labels = make_task("real", 0, dataset)
+    assert REAL_TASKS[0] == (0, 1, 2, 3, 4)
+    assert labels.train.tolist() == [int(c < 5) for c in dataset.train_y.tolist()]
+    assert labels.test.tolist() == [int(c < 5) for c in dataset.test_y.tolist()]
+    assert labels.num_classes == 2 and labels.balance() == 0.5
+
+
+def test_the_126_real_tasks_are_the_distinct_bipartitions():
+    assert len(REAL_TASKS) == 126
+    assert list(REAL_TASKS) == list(itertools.combinations(range(10), 5))[:126]
+    assert all(0 in t for t in REAL_TASKS)
+    halves = {frozenset(t) for t in REAL_TASKS} | {frozenset(range(10)) - set(t) for t in REAL_TASKS}
+    assert len(halves) == 252  # every 5-subset once, as a task or as its complement
+
+
+def test_real10_is_the_class_labels(dataset):
+    labels = make_task("real10", 0, dataset)
+    assert torch.equal(labels.train, dataset.train_y) and labels.num_classes == 10
+
+
+def test_random_tasks_are_seeded_by_index(dataset):
+    a, again, other = (make_task("random", i, dataset) for i in (3, 3, 4))
+    assert torch.equal(a.train, again.train) and torch.equal(a.test, again.test)
+    assert not torch.equal(a.train, other.train)
+    assert torch.equal(a.train, torch.randint(2, (N_TRAIN,), generator=torch.Generator().manual_seed(3)))
+    assert make_task("random", 0, dataset, num_classes=5).train.max() == 4
+
+
+def test_table_from_csv_and_parquet(tmp_path, dataset):
+    cols = {"a": [r % 2 for r in range(N_TRAIN)], "b": [int(r < 10) for r in range(N_TRAIN)]}
+    csv = _csv(tmp_path / "t.csv", cols)
+    pq.write_table(pa.table({"__index_level_0__": np.arange(N_TRAIN), **{k: np.array(v) for k, v in cols.items()}}),
+                   tmp_path / "t.parquet")
+    for source in (csv, str(tmp_path / "t.parquet")):
+        names, values = read_table(source)
+        assert names == ["a", "b"] and values.shape == (N_TRAIN, 2)
+        labels = make_task("table", 1, dataset, source=source)
+        assert labels.train.tolist() == cols["b"] and labels.test is None and labels.name == "table-b"
+
+
+def test_table_rows_follow_the_index_column(tmp_path, dataset):
+    order = list(reversed(range(N_TRAIN)))
+    source = _csv(tmp_path / "t.csv", {"a": [int(r < 10) for r in range(N_TRAIN)]}, order=order)
+    # row r of the file is dataset index N_TRAIN-1-r
+    assert make_task("table", 0, dataset, source=source).train.tolist() == [int(i >= 30) for i in range(N_TRAIN)]
+
+
+def _one_line_task_error(fn) -> str:
+    with pytest.raises(TaskError) as e:
+        fn()
+    msg = str(e.value)
+    assert msg and "\n" not in msg
+    return msg
+
+
+def test_task_errors(tmp_path, dataset, table):
+    bad = [
+        (lambda: make_task("real", 126, dataset), "0..125"),
+        (lambda: make_task("real", -1, dataset), "out of range"),
+        (lambda: make_task("real10", 1, dataset), "out of range"),
+        (lambda: make_task("random", -1, dataset), "out of range"),
+        (lambda: make_task("table", 2, dataset, source=table), "0..1"),
+        (lambda: make_task("table", 0, dataset), "source"),
+        (lambda: make_task("table", 0, dataset, source=str(tmp_path / "none.csv")), "none.csv"),
+        (lambda: make_task("table", 0, dataset,
+                           source=_csv(tmp_path / "short.csv", {"a": [0, 1, 0]})), "3 rows"),
+        (lambda: make_task("table", 0, dataset,
+                           source=_csv(tmp_path / "float.csv", {"a": [0.5] * N_TRAIN})), "integers"),
+        (lambda: make_task("table", 0, dataset,
+                           source=_csv(tmp_path / "big.csv", {"a": [2] * N_TRAIN})), "outside 0..1"),
+        (lambda: make_task("table", 0, dataset,
+                           source=_csv(tmp_path / "neg.csv", {"a": [-1] * N_TRAIN})), "outside 0..1"),
+    ]
+    for fn, expected in bad:
+        assert expected in _one_line_task_error(fn)
+    unknown = _one_line_task_error(lambda: make_task("mystery", 0, dataset))
+    assert all(kind in unknown for kind in TASK_KINDS)
+    with pytest.raises(TaskError, match="10-class"):
+        make_task("real", 0, ImageDataset("three", dataset.train_x, dataset.train_y % 3, dataset.test_x,
+                                          dataset.test_y % 3, ("a", "b", "c"), CIFAR10_MEAN, CIFAR10_STD))
+
+
+def test_register_task_kind(dataset, monkeypatch):
+    monkeypatch.setitem(TASK_KINDS, "ones", None)  # restored after the test
+    register_task_kind("ones", lambda ds, index, *, source, num_classes: TaskLabels(
+        "ones", torch.ones(len(ds.train_y), dtype=torch.long), None, num_classes))
+    assert make_task("ones", 0, dataset).train.sum() == N_TRAIN
