@@ -64,3 +64,13 @@ def ray_address():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: a contended 2-thread pool costs ~10-100x on a 2-core CPU; results do not depend on it."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

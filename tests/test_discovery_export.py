@@ -12,12 +12,7 @@ from trainables.discovery import (DiscoveryConfig, DiscoveryRun, export_table, l
 from trainables.tasks import TASK_KINDS, TaskError, make_task, read_table
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def trained_run(dataset, steps: int = 2) -> DiscoveryRun:

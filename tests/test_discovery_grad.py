@@ -8,13 +8,7 @@ from discovery_fixtures import replace, tiny_config, tiny_problem
 from trainables.discovery.unroll import meta_objective
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: a contended 2-thread pool costs ~100x on this CPU; results do not depend on it.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def meta_grad(config, checkpointed: bool, seed: int = 0) -> tuple[torch.Tensor, dict]:

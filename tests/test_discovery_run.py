@@ -11,13 +11,7 @@ from trainables.discovery import DiscoveryConfig, DiscoveryRun, discover
 from trainables.discovery.run import discovery_split
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: a contended 2-thread pool costs ~10x on this CPU; results do not depend on it.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_config(**overrides) -> DiscoveryConfig:
