@@ -10,12 +10,11 @@ import pytest
 import torch
 
 from trainables.data import CIFAR10_MEAN, CIFAR10_STD, ImageDataset
+from trainables.discovery import table_of_test_images, write_table
 from trainables.tasks import (REAL_TASKS, TASK_KINDS, TaskError, TaskLabels, make_task, read_table,
-                              register_task_kind)
+                              register_task_kind, task_count)
 
 N_TRAIN, N_TEST = 40, 20
-# The kinds this module defines; `discovered` (trainables.discovery) is tested with discovery.
-BUILTIN_KINDS = ("real", "real10", "random", "table")
 
 
 @pytest.fixture
@@ -45,15 +44,32 @@ def table(tmp_path) -> str:
                                          "t1": rng.integers(0, 2, N_TRAIN).tolist()})
 
 
-def _make(kind: str, dataset, table) -> TaskLabels:
-    return make_task(kind, 1 if kind in ("real", "random", "table") else 0, dataset,
-                     source=table if kind == "table" else None)
+def _discovered_table(tmp_path) -> str:
+    """A task table as a discovery run exports it (train and test labels of 3 tasks)."""
+    g = torch.Generator().manual_seed(1)
+    path = write_table(torch.randint(0, 2, (N_TRAIN, 3), generator=g), tmp_path / "discovered.parquet")
+    write_table(torch.randint(0, 2, (N_TEST, 3), generator=g), table_of_test_images(path))
+    return str(path)
 
 
-@pytest.mark.parametrize("kind", BUILTIN_KINDS)
-def test_every_kind_labels_every_training_image(kind, dataset, table):
-    assert TASK_KINDS[kind] is not None
-    labels = _make(kind, dataset, table)
+# Every registered kind with an index and a source to build one task: a kind registered
+# without an entry here fails test_every_registered_kind_is_covered.
+CASES = {"real": (1, lambda tmp_path, table: None), "real10": (0, lambda tmp_path, table: None),
+         "random": (1, lambda tmp_path, table: None), "table": (1, lambda tmp_path, table: table),
+         "discovered": (2, lambda tmp_path, table: _discovered_table(tmp_path))}
+
+
+def test_every_registered_kind_is_covered():
+    assert set(CASES) == set(TASK_KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_every_kind_labels_every_training_image(kind, dataset, table, tmp_path):
+    index, source = CASES[kind]
+    source = source(tmp_path, table)
+    labels = make_task(kind, index, dataset, source=source)
+    count = task_count(kind, source)
+    assert count is None or index < count
     assert labels.train.shape == (N_TRAIN,) and labels.train.dtype == torch.long
     assert 0 <= labels.train.min() and labels.train.max() < labels.num_classes
     if labels.test is not None:
