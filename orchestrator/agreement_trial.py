@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from trainables.agreement import AgreementRun, split_for
+from trainables.discovery import table_of_test_images
 from trainables.tasks import make_task
 
 from .actor_data import actor_images
@@ -15,9 +16,10 @@ PROGRESS_PREFIXES = ("train/", "eval/", "perf/", "data/")
 
 
 class AgreementRunner:
-    def __init__(self, trial: TrialSpec, device: str, cache: dict):
+    def __init__(self, trial: TrialSpec, device: str, cache: dict, files: dict[str, str]):
         dataset, train, test = actor_images(cache, trial.dataset, device, trial.protocol.channels_last)
-        labels = make_task(trial.kind, trial.index, dataset, trial.source, trial.num_classes)
+        source = files.get(trial.source, trial.source)  # this actor's copy of the driver's file
+        labels = make_task(trial.kind, trial.index, dataset, source, trial.num_classes)
         self.run = AgreementRun(train, test, labels, split_for(dataset, trial.protocol), trial.protocol, trial.seed)
         self.device = train.device
 
@@ -53,8 +55,15 @@ def agreement_row(trial: TrialSpec, result: dict) -> dict:
 
 
 class AgreementAdapter:
-    def start(self, trial: dict, device: str, cache: dict) -> AgreementRunner:
-        return AgreementRunner(TrialSpec.from_config(trial), device, cache)
+    def inputs(self, trial: dict) -> list[str]:
+        """The task source and, for a task table, its test-image sibling when there is one."""
+        if not trial["source"]:
+            return []
+        sibling = table_of_test_images(trial["source"])
+        return [trial["source"]] + ([str(sibling)] if sibling.is_file() else [])
+
+    def start(self, trial: dict, device: str, cache: dict, files: dict[str, str]) -> AgreementRunner:
+        return AgreementRunner(TrialSpec.from_config(trial), device, cache, files)
 
     def describe(self, trial: dict) -> TrialInfo:
         t = TrialSpec.from_config(trial)

@@ -1,9 +1,11 @@
 """The discovery trial: one encoder, `steps_per_report` meta-steps per Tune step
-(wraps trainables.discovery.DiscoveryRun). At the end it exports the task tables (trained
-and untrained encoder) and the encoder checkpoint into the sweep folder."""
+(wraps trainables.discovery.DiscoveryRun). At the end the worker exports the task tables
+(trained and untrained encoder) and the encoder checkpoint; they travel back with the result
+and the driver writes them into the sweep folder, so no shared filesystem is needed."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from trainables.discovery import DiscoveryRun, save_encoder, table_of_test_images, write_table
@@ -37,17 +39,19 @@ class DiscoveryRunner:
 
     def outcome(self) -> dict:
         """Export the tasks of the trained encoder and of the same encoder before training."""
-        out = self.trial.out_dir
         train, test = self.run.labels()  # calibrates the encoder's BatchNorm first
-        paths = {"table": write_table(train.cpu(), out / TABLE), "csv": write_table(train.cpu(), out / CSV),
-                 "encoder": save_encoder(self.run.encoder, self.trial.config, out / ENCODER)}
-        write_table(test.cpu(), table_of_test_images(out / TABLE))
-        untrained_train, untrained_test = DiscoveryRun(self.train, self.test, self.trial.config).labels()
-        paths["untrained_table"] = write_table(untrained_train.cpu(), out / UNTRAINED)
-        write_table(untrained_test.cpu(), table_of_test_images(out / UNTRAINED))
-        final = {k: v for k, v in self.last.items() if k.startswith("discovery/") or k.startswith("eval/")}
-        return {"paths": {k: str(v) for k, v in paths.items()}, "steps": self.run.steps, "final": final,
-                "wall_s": self.run.wall_s, "n_tasks": int(train.shape[1])}
+        before_train, before_test = DiscoveryRun(self.train, self.test, self.trial.config).labels()
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            for labels, name in ((train, TABLE), (train, CSV), (before_train, UNTRAINED)):
+                write_table(labels.cpu(), out / name)
+            for labels, name in ((test, TABLE), (before_test, UNTRAINED)):
+                write_table(labels.cpu(), table_of_test_images(out / name))
+            save_encoder(self.run.encoder, self.trial.config, out / ENCODER)
+            files = {p.name: p.read_bytes() for p in out.iterdir()}
+        final = {k: v for k, v in self.last.items() if k.startswith(("discovery/", "eval/"))}
+        return {"files": files, "steps": self.run.steps, "final": final, "wall_s": self.run.wall_s,
+                "n_tasks": int(train.shape[1])}
 
     def state_dict(self) -> dict:
         return self.run.state_dict()
@@ -57,7 +61,10 @@ class DiscoveryRunner:
 
 
 class DiscoveryAdapter:
-    def start(self, trial: dict, device: str, cache: dict) -> DiscoveryRunner:
+    def inputs(self, trial: dict) -> list[str]:
+        return []
+
+    def start(self, trial: dict, device: str, cache: dict, files: dict[str, str]) -> DiscoveryRunner:
         return DiscoveryRunner(DiscoveryTrialSpec.from_config(trial), device, cache)
 
     def describe(self, trial: dict) -> TrialInfo:
@@ -78,11 +85,16 @@ class DiscoveryAdapter:
 
     def complete(self, trial: dict, outcome: dict) -> Completed:
         t = DiscoveryTrialSpec.from_config(trial)
+        t.out_dir.mkdir(parents=True, exist_ok=True)
+        for name, data in outcome["files"].items():
+            (t.out_dir / name).write_bytes(data)
+        paths = {"table": t.out_dir / TABLE, "csv": t.out_dir / CSV, "encoder": t.out_dir / ENCODER,
+                 "untrained_table": t.out_dir / UNTRAINED}
         row = {"spec": t.spec, "run_name": t.run_name, "label": t.label, "steps": outcome["steps"],
                "wall_s": outcome["wall_s"], "n_tasks": outcome["n_tasks"],
-               "config": json.dumps(to_plain(t.config), sort_keys=True), **outcome["paths"], **outcome["final"]}
-        artifacts = [Path(outcome["paths"][k]) for k in ("table", "csv", "encoder", "untrained_table")]
-        artifacts.append(Path(table_of_test_images(outcome["paths"]["table"])))
+               "config": json.dumps(to_plain(t.config), sort_keys=True),
+               **{k: str(v) for k, v in paths.items()}, **outcome["final"]}
         line = f"{outcome['steps']} meta-steps  {outcome['wall_s']:.1f}s  -> {t.out_dir}"
         # The last step's metrics were logged with its progress; only the totals are new.
-        return Completed(row, {"perf/wall_s": outcome["wall_s"]}, outcome["steps"], line, artifacts)
+        return Completed(row, {"perf/wall_s": outcome["wall_s"]}, outcome["steps"], line,
+                         sorted(t.out_dir / name for name in outcome["files"]))

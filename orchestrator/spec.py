@@ -69,6 +69,9 @@ class SweepBase:
                                      "steps_per_report meta-steps)", ge=1)
     tracking: Tracking = param(Tracking(), "MLflow tracking")
     output_dir: str = param("runs", "folder holding one sub-folder per sweep (record, exports, Tune state)")
+    storage: str | None = param(None, "where Tune keeps trial checkpoints: on a multi-node cluster a folder "
+                                      "or URI every node reaches (s3://bucket/prefix, an NFS mount); "
+                                      "null = <sweep folder>/tune, one machine only")
 
     @property
     def sweep_dir(self) -> Path:
@@ -219,7 +222,8 @@ def resolve_paths(spec: SweepSpec) -> SweepSpec:
     uri = spec.tracking.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = f"sqlite:///{Path(uri[len('sqlite:///'):]).resolve()}"
-    return dataclasses.replace(spec, dataset=dataset, output_dir=str(Path(spec.output_dir).resolve()),
+    storage = spec.storage if spec.storage is None or "://" in spec.storage else str(Path(spec.storage).resolve())
+    return dataclasses.replace(spec, dataset=dataset, output_dir=str(Path(spec.output_dir).resolve()), storage=storage,
                                tracking=dataclasses.replace(spec.tracking, uri=uri,
                                                             experiment=spec.experiment))
 

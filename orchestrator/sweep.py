@@ -7,8 +7,10 @@ Actors are reused across trials and keep their dataset on their device.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,15 +27,20 @@ STATE_FILE = "state.pt"
 
 
 class TrialActor(tune.Trainable):
-    """Runs one trial of `config['adapter']`; keeps `self.cache` (the dataset) across trials."""
+    """Runs one trial of `config['adapter']`; keeps `self.cache` (the dataset) across trials.
 
-    def setup(self, config: dict) -> None:
+    `files` (driver path -> bytes, through Ray's object store) are the input files of every
+    trial; they are written once into this actor's folder, so no node needs the driver's disk.
+    """
+
+    def setup(self, config: dict, files: dict[str, bytes] | None = None) -> None:
         self.cache: dict = {}
+        self.files = materialize(files or {}, Path(tempfile.mkdtemp(prefix="taskdisc-inputs-")))
         self._begin(config)
 
     def _begin(self, config: dict) -> None:
         torch.set_num_threads(max(1, int(config["threads"])))
-        self.runner = ADAPTERS[config["adapter"]].start(config["trial"], config["device"], self.cache)
+        self.runner = ADAPTERS[config["adapter"]].start(config["trial"], config["device"], self.cache, self.files)
 
     def step(self) -> dict:
         metrics = self.runner.step()
@@ -53,6 +60,18 @@ class TrialActor(tune.Trainable):
     def reset_config(self, new_config: dict) -> bool:
         self._begin(new_config)
         return True
+
+
+def materialize(files: dict[str, bytes], folder: Path) -> dict[str, str]:
+    """Write each file under `folder`, keeping files of one source folder together (a task
+    table finds its test-image sibling by name); returns driver path -> local path."""
+    local = {}
+    for path, data in files.items():
+        target = folder / hashlib.sha256(str(Path(path).parent).encode()).hexdigest()[:12] / Path(path).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        local[path] = str(target)
+    return local
 
 
 class SweepCallback(tune.Callback):
@@ -118,7 +137,9 @@ def fit(adapter_name: str, trials: list[dict], sweep, record: Record, tracker: T
     adapter = ADAPTERS[adapter_name]
     names = {adapter.describe(t).key: adapter.describe(t).run_name for t in trials}
     key_of = lambda t: adapter.describe(t.config["trial"]).key  # noqa: E731
-    trainable = tune.with_resources(TrialActor, {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus})
+    files = {p: Path(p).read_bytes() for t in trials for p in adapter.inputs(t)}
+    trainable = tune.with_resources(tune.with_parameters(TrialActor, files=files),
+                                    {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus})
     tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(trials), "adapter": adapter_name, "device": sweep.device,
@@ -126,7 +147,7 @@ def fit(adapter_name: str, trials: list[dict], sweep, record: Record, tracker: T
         tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=sweep.concurrency,
                                     trial_name_creator=lambda t: names[key_of(t)], trial_dirname_creator=key_of),
         run_config=tune.RunConfig(
-            name=f"tune-{int(time.time())}", storage_path=str(Path(sweep.sweep_dir).resolve() / "tune"),
+            name=f"{sweep.name}-{int(time.time())}", storage_path=sweep.storage or str(Path(sweep.sweep_dir) / "tune"),
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every, num_to_keep=1),
             callbacks=[SweepCallback(adapter, record, tracker, parent_id, total, done_before), *(callbacks or [])],

@@ -1,7 +1,9 @@
 """What the Tune layer needs from a kind of trial (agreement, discovery): plain data and a protocol.
 
 Worker side, `start` returns a `Runner`; driver side, `describe`, `progress`, `note` and
-`complete` turn configs and results into run names, MLflow metrics, progress lines and record rows. Nothing here imports
+`complete` turn configs and results into run names, MLflow metrics, progress lines and record rows.
+Files travel through Ray, not a shared filesystem: `inputs` names the driver's files a trial reads
+(shipped to every actor), and a runner's outcome carries the files it exports. Nothing here imports
 Ray or MLflow, so adapters are testable without either.
 """
 from __future__ import annotations
@@ -45,7 +47,9 @@ class Runner(Protocol):
 
 
 class Adapter(Protocol):
-    def start(self, trial: dict, device: str, cache: dict) -> Runner: ...
+    def inputs(self, trial: dict) -> list[str]: ...
+
+    def start(self, trial: dict, device: str, cache: dict, files: dict[str, str]) -> Runner: ...
 
     def describe(self, trial: dict) -> TrialInfo: ...
 

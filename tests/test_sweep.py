@@ -131,3 +131,18 @@ def test_bad_spec_exits_2_before_anything_is_written(tmp_path, tiny_dataset_tar,
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and str(spec_path) in lines[0]
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()
+
+
+def test_input_files_reach_actors_through_ray_with_their_siblings(tmp_path):
+    from orchestrator.agreement_trial import AgreementAdapter
+    from orchestrator.sweep import materialize
+    from trainables.discovery import table_of_test_images, write_table
+    import torch
+    table = write_table(torch.zeros(5, 2, dtype=torch.long), tmp_path / "d" / "tasks.parquet")
+    write_table(torch.ones(3, 2, dtype=torch.long), table_of_test_images(table))
+    inputs = AgreementAdapter().inputs({"source": str(table)})
+    assert inputs == [str(table), str(table_of_test_images(table))]
+    local = materialize({p: open(p, "rb").read() for p in inputs}, tmp_path / "actor")
+    copy = local[str(table)]
+    assert copy != str(table) and str(table_of_test_images(copy)) == local[inputs[1]]
+    assert open(copy, "rb").read() == table.read_bytes()
