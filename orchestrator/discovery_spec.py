@@ -22,8 +22,7 @@ from .spec import (NAME, DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_gr
                    grid, grid_of, parse_indices, resolve_paths, task_sets_data)
 from .specio import SpecError, apply_override, build, read_yaml, to_plain
 
-TABLE, UNTRAINED, CSV, ENCODER = ("tasks.parquet", "untrained.parquet",
-                                              "discovered.csv", "encoder.pt")
+TABLE, UNTRAINED, CSV, ENCODER = "tasks.parquet", "untrained.parquet", "discovered.csv", "encoder.pt"
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,17 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from ray import tune
 
 from orchestrator.record import Record
 from orchestrator.spec import load_spec
+from orchestrator.sweep import materialize
+from orchestrator.agreement_trial import AgreementAdapter
 from orchestrator.launch import run_sweep
 from sweep_helpers import REPO, child_runs, cli, tiny_spec
+from trainables.discovery import table_of_test_images, write_table
 
 
 def test_cli_sweep_tracks_every_trial(tmp_path, tiny_dataset_tar, ray_address):
@@ -134,10 +138,6 @@ def test_bad_spec_exits_2_before_anything_is_written(tmp_path, tiny_dataset_tar,
 
 
 def test_input_files_reach_actors_through_ray_with_their_siblings(tmp_path):
-    from orchestrator.agreement_trial import AgreementAdapter
-    from orchestrator.sweep import materialize
-    from trainables.discovery import table_of_test_images, write_table
-    import torch
     table = write_table(torch.zeros(5, 2, dtype=torch.long), tmp_path / "d" / "tasks.parquet")
     write_table(torch.ones(3, 2, dtype=torch.long), table_of_test_images(table))
     inputs = AgreementAdapter().inputs({"source": str(table)})
