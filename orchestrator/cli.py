@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from .specio import SpecError
 
 EXIT_BAD_INPUT = 2
+TOP = 10  # top tasks listed after a sweep and by `results`
 
 
 def load_any(path, overrides):
@@ -21,7 +21,15 @@ def load_any(path, overrides):
     from .discovery_spec import is_discovery, load_discovery_spec
     from .spec import load_spec
     from .specio import read_yaml
-    return (load_discovery_spec if is_discovery(read_yaml(path)) else load_spec)(path, overrides)
+    data = read_yaml(path)
+    if is_cluster(data):
+        raise SpecError(f"{path} is a Ray cluster config, not a spec: start it with `ray up {path}`, "
+                        f"check it with `taskdisc validate {path}`")
+    return (load_discovery_spec if is_discovery(data) else load_spec)(path, overrides)
+
+
+def is_cluster(data: dict) -> bool:
+    return "provider" in data and "cluster_name" in data
 
 
 def _sweep(args) -> int:
@@ -43,9 +51,10 @@ def _sweep(args) -> int:
         spec = spec.score_spec(found)
     else:
         rows = run_sweep(spec, address=args.address)
-    print(summarize(rows))
-    print(f"results: {Path(spec.sweep_dir) / 'results.parquet'}; MLflow: {spec.tracking.uri} "
-          f"(experiment {spec.experiment!r}; `taskdisc ui` to browse)")
+    print(summarize(rows, top=TOP))
+    if rows:
+        print(f"results: {Path(spec.sweep_dir) / 'results.parquet'}; MLflow: {spec.tracking.uri} "
+              f"(experiment {spec.experiment!r}; `taskdisc ui` to browse)")
     return 0 if len(rows) == len(spec.trials()) else 1
 
 
@@ -68,13 +77,12 @@ def _ui(args) -> int:
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(args.port)]
     print(f"MLflow UI on http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", flush=True)
-    return subprocess.call(cmd)
+    os.execv(sys.executable, cmd)  # become the server, so that signals reach it directly
 
 
 def _validate(args) -> int:
     from .specio import read_yaml
-    data = read_yaml(args.file)
-    if "provider" in data and "cluster_name" in data:
+    if is_cluster(read_yaml(args.file)):
         from .cluster import validate_cluster
         validate_cluster(args.file)
         print(f"{args.file}: valid Ray cluster config")
@@ -95,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_sweep)
     r = sub.add_parser("results", help="summarise a sweep's recorded results")
     r.add_argument("target", help="sweep folder (runs/<name>) or its spec file")
-    r.add_argument("--top", type=int, default=10, help="how many top tasks to list")
+    r.add_argument("--top", type=int, default=TOP, help="how many top tasks to list")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec override")
     r.set_defaults(func=_results)
     u = sub.add_parser("ui", help="open the MLflow UI on 127.0.0.1")

@@ -19,7 +19,7 @@ from trainables.config import param
 from trainables.discovery import DiscoveryConfig
 
 from .spec import (NAME, DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_grid, task_sets,
-                   grid, grid_of, parse_indices, resolve_paths, task_sets_data)
+                   checked_data, grid, grid_of, parse_indices, resolve_paths, task_sets_data)
 from .specio import SpecError, apply_override, build, read_yaml, to_plain
 
 TABLE, UNTRAINED, CSV, ENCODER = "tasks.parquet", "untrained.parquet", "discovered.csv", "encoder.pt"
@@ -43,8 +43,8 @@ class DiscoverySpec(SweepBase):
     def trials(self) -> list["DiscoveryTrialSpec"]:
         varying = tuple(f.name for f in dataclasses.fields(DiscoveryConfig)
                         if len({getattr(c, f.name) for c in self.configs}) > 1)
-        return [DiscoveryTrialSpec(self.name, self.dataset, c, varying, self.steps_per_report, str(self.sweep_dir))
-                for c in self.configs]
+        return [DiscoveryTrialSpec(self.name, self.dataset, self.data_id, c, varying, self.steps_per_report,
+                                   str(self.sweep_dir)) for c in self.configs]
 
     def score_spec(self, rows: list[dict]) -> SweepSpec:
         """The agreement sweep over the discovered (and untrained) tasks of `rows` plus the baselines."""
@@ -65,6 +65,7 @@ class DiscoverySpec(SweepBase):
 class DiscoveryTrialSpec:
     spec: str
     dataset: DatasetSpec
+    data_id: str
     config: DiscoveryConfig
     varying: tuple[str, ...]
     steps_per_report: int
@@ -72,7 +73,7 @@ class DiscoveryTrialSpec:
 
     @property
     def key(self) -> str:
-        data = {"config": to_plain(self.config), "dataset": to_plain(self.dataset)}
+        data = {"config": to_plain(self.config), "dataset": self.data_id}
         return "discover__" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
@@ -93,7 +94,7 @@ class DiscoveryTrialSpec:
 
     @classmethod
     def from_config(cls, c: dict) -> "DiscoveryTrialSpec":
-        return cls(c["spec"], DatasetSpec(**c["dataset"]), DiscoveryConfig(**c["config"]), tuple(c["varying"]),
+        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], DiscoveryConfig(**c["config"]), tuple(c["varying"]),
                    c["steps_per_report"], c["sweep_dir"])
 
 
@@ -129,7 +130,7 @@ def parse_discovery_spec(data: dict, origin: str) -> DiscoverySpec:
                         f"0..{n_tasks - 1} (n_linear_tasks); lower it")
     if not NAME.match(spec.name):
         raise SpecError(f"{origin}: name={spec.name!r} is invalid: use letters, digits, '_', '-' and '.' only")
-    return resolve_paths(spec)
+    return checked_data(resolve_paths(spec), origin)
 
 
 def discovery_spec_data(spec: DiscoverySpec) -> dict:

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from trainables.config import param
-from trainables.data import CIFAR10_ENV, DATASETS
+from trainables.data import CIFAR10_ENV, DATASETS, DatasetError, dataset_identity
 from trainables.protocol import Protocol
 from trainables.tasks import TASK_KINDS, TaskError, task_count
 
@@ -85,6 +85,11 @@ class SweepBase:
     def experiment(self) -> str:
         return self.tracking.experiment or self.name
 
+    @property
+    def data_id(self) -> str:
+        """The dataset's identity (name and content), part of every trial's key."""
+        return dataset_identity(self.dataset.name, self.dataset.root, self.dataset.download)
+
 
 @dataclass(frozen=True)
 class SweepSpec(SweepBase):
@@ -95,7 +100,8 @@ class SweepSpec(SweepBase):
     def trials(self) -> list["TrialSpec"]:
         varying = tuple(f.name for f in dataclasses.fields(Protocol)
                         if len({getattr(p, f.name) for p in self.protocols}) > 1)
-        return [TrialSpec(self.name, self.dataset, ts.group, ts.kind, i, ts.source, ts.num_classes, seed, p, varying)
+        return [TrialSpec(self.name, self.dataset, self.data_id, ts.group, ts.kind, i, ts.source, ts.num_classes,
+                          seed, p, varying)
                 for p in self.protocols for ts in self.tasks for i in ts.indices for seed in self.seeds]
 
 
@@ -104,6 +110,7 @@ class TrialSpec:
     """One trial: a pair `seed` on task `kind`-`index` (shown as `group`-`index`) under `protocol`."""
     spec: str
     dataset: DatasetSpec
+    data_id: str
     group: str
     kind: str
     index: int
@@ -116,7 +123,7 @@ class TrialSpec:
     @property
     def protocol_hash(self) -> str:
         """Identity of everything that changes the result besides task and seed."""
-        data = {"protocol": to_plain(self.protocol), "dataset": to_plain(self.dataset), "kind": self.kind,
+        data = {"protocol": to_plain(self.protocol), "dataset": self.data_id, "kind": self.kind,
                 "source": self.source, "num_classes": self.num_classes}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -136,7 +143,7 @@ class TrialSpec:
 
     @classmethod
     def from_config(cls, c: dict) -> "TrialSpec":
-        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["group"], c["kind"], c["index"], c["source"],
+        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], c["group"], c["kind"], c["index"], c["source"],
                    c["num_classes"], c["seed"], Protocol(**c["protocol"]), tuple(c["varying"]))
 
 
@@ -240,7 +247,16 @@ def parse_spec(data: dict, origin: str) -> SweepSpec:
         raise SpecError(f"{origin}: name={spec.name!r} is invalid: use letters, digits, '_', '-' and '.' only")
     if len(set(spec.seeds)) != len(spec.seeds) or min(spec.seeds, default=0) < 0:
         raise SpecError(f"{origin}: seeds={list(spec.seeds)} is invalid: list distinct non-negative integers")
-    return resolve_paths(spec)
+    return checked_data(resolve_paths(spec), origin)
+
+
+def checked_data(spec, origin: str):
+    """`spec` if its dataset can be had (a cheap check, no decoding), else a SpecError."""
+    try:
+        spec.data_id
+    except DatasetError as e:
+        raise SpecError(f"{origin}: dataset: {e}") from None
+    return spec
 
 
 def spec_data(spec: SweepSpec) -> dict:

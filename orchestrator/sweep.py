@@ -109,12 +109,22 @@ class SweepCallback(tune.Callback):
         self.tracker.log_metrics(run_id, done.metrics, step=done.step)
         self.tracker.log_artifacts(run_id, done.artifacts)
         self.tracker.finish(run_id)
+        drop_checkpoints(trial)
         self.finished += 1
         print(f"[{self.finished}/{self.total}] {info.run_name}  {done.line}", flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.tracker.finish(self._run_id(trial), failed=True)
         print(f"[failed] {self.adapter.describe(trial.config['trial']).run_name}: see {trial.local_path}", flush=True)
+
+
+def drop_checkpoints(trial) -> None:
+    """A recorded trial's checkpoints are dead weight (~90 MB for an MLP pair): delete them."""
+    storage = trial.storage
+    try:
+        storage.storage_filesystem.delete_dir(storage.trial_fs_path)
+    except (OSError, FileNotFoundError):
+        pass  # already gone, or never written (a trial shorter than checkpoint_every)
 
 
 def connect(address: str | None = None) -> None:

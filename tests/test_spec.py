@@ -59,6 +59,7 @@ def test_grid_overrides_and_deterministic_names(tmp_path):
 def test_paths_are_stored_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "table.csv").write_text(",a\n0,1\n")
+    (tmp_path / "data.tar.gz").write_bytes(b"")  # checked to exist, not read, at load time
     spec = load_spec(write(tmp_path, {**BASE, "tasks": {"table": {"path": "table.csv", "columns": "0"}},
                                       "output_dir": "out", "dataset": {"root": "data.tar.gz"}}))
     assert spec.output_dir == str(tmp_path / "out")
@@ -146,3 +147,20 @@ def test_table_indices_are_checked_against_the_file(tmp_path):
     (tmp_path / "t.csv").write_text(",a,b\n0,1,0\n1,0,1\n")
     with pytest.raises(SpecError, match=r"tasks.table.indices includes 2: table tasks of .*t.csv are 0..1"):
         load_spec(write(tmp_path, {**BASE, "tasks": {"table": {"path": str(tmp_path / "t.csv"), "columns": "0-2"}}}))
+
+
+def test_missing_dataset_fails_before_anything_is_written(tmp_path, capsys):
+    path = write(tmp_path, {**BASE, "dataset": {"root": str(tmp_path / "nowhere.tar.gz")}, "output_dir": str(tmp_path / "runs")})
+    assert main(["sweep", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no CIFAR-10 at" in err and "nowhere.tar.gz" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "nowhere.tar.gz").exists()
+
+
+def test_results_do_not_depend_on_where_the_data_lives(tmp_path, tiny_dataset_tar):
+    import shutil
+    copy = shutil.copy(tiny_dataset_tar, tmp_path / "elsewhere.tar.gz")
+    keys = [{t.key for t in load_spec(write(tmp_path, {**BASE, "dataset": {"name": "imagefolder", "root": str(root)},
+                                                       "tasks": {"random": "0-1"}})).trials()}
+            for root in (tiny_dataset_tar, copy)]
+    assert keys[0] == keys[1]

@@ -50,6 +50,7 @@ def test_cli_sweep_tracks_every_trial(tmp_path, tiny_dataset_tar, ray_address):
     assert len(table) == 6 and len({r["key"] for r in table}) == 6
     csv_head = (tmp_path / "runs" / "tiny" / "agreement_table.csv").read_text().splitlines()[0]
     assert csv_head == "task_idx,task,as"
+    assert not list((tmp_path / "runs" / "tiny" / "tune").rglob("state.pt"))  # recorded: checkpoints dropped
 
     again = cli("sweep", str(spec_path), cwd=tmp_path, address=ray_address)  # nothing left to run
     assert again.returncode == 0 and "6 already recorded, 0 to run" in again.stdout

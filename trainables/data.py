@@ -5,6 +5,7 @@ device they live on, so on CUDA the whole set stays on the GPU and no DataLoader
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +13,8 @@ from typing import Callable
 
 import torch
 
-from .sources import (Arrays, DatasetError, cached, is_tarball, read_image_folder, read_tarball,
-                      read_torchvision_cifar10)
+from .sources import (TAR_SUFFIXES, Arrays, DatasetError, cached, content_key, is_tarball, read_image_folder,
+                      read_tarball, read_torchvision_cifar10)
 
 CIFAR10_ENV = "TASKDISC_CIFAR10"
 # The paper's normalisation (official CIFAR-10 train statistics), as fractions of 255.
@@ -57,30 +58,63 @@ def _read_folder_or_tar(path: Path, kind: str) -> Arrays:
                        "pass the path of an ImageFolder tree or its tarball")
 
 
+def _cifar10_path(root: str | None) -> Path:
+    from .sources import cache_dir
+    return Path(root or os.environ.get(CIFAR10_ENV) or cache_dir() / "cifar10").expanduser()
+
+
+def _torchvision_dir(path: Path) -> Path:
+    return path if path.name == "cifar-10-batches-py" else path / "cifar-10-batches-py"
+
+
+def _downloadable(path: Path) -> bool:
+    """torchvision may download into `path`: a folder, or nothing yet, but never a tarball's name."""
+    return not path.is_file() and not path.name.endswith(TAR_SUFFIXES)
+
+
+def _missing_cifar10(path: Path) -> DatasetError:
+    return DatasetError(f"cifar10: no CIFAR-10 at {path} (looked for cifar-10-batches-py/, train/ and "
+                        f"test/ folders, or a .tar.gz); set dataset.root or ${CIFAR10_ENV} to one")
+
+
 def load_cifar10(root: str | None = None, download: bool = True) -> ImageDataset:
     """CIFAR-10 from `root`: torchvision's files, an ImageFolder tree, or its .tar.gz.
 
     With no root: $TASKDISC_CIFAR10, else torchvision's files under the cache folder,
     downloaded on first use.
     """
-    from .sources import cache_dir
-    path = Path(root or os.environ.get(CIFAR10_ENV) or cache_dir() / "cifar10").expanduser()
-    torchvision_dir = path / "cifar-10-batches-py" if path.name != "cifar-10-batches-py" else path
+    path = _cifar10_path(root)
     if is_tarball(path) or (path / "train").is_dir():
         arrays = _read_folder_or_tar(path, "cifar10")
-    elif torchvision_dir.is_dir():
-        arrays = cached(torchvision_dir, "cifar10-torchvision",
-                        lambda p: read_torchvision_cifar10(p.parent))
-    elif download and not path.is_file():
+    elif _torchvision_dir(path).is_dir():
+        arrays = cached(_torchvision_dir(path), "cifar10-torchvision", lambda p: read_torchvision_cifar10(p.parent))
+    elif download and _downloadable(path):
         arrays = read_torchvision_cifar10(path, download=True)
         arrays = cached(path / "cifar-10-batches-py", "cifar10-torchvision", lambda p: arrays)
     else:
-        raise DatasetError(f"cifar10: no CIFAR-10 at {path} (looked for cifar-10-batches-py/, train/ and "
-                           f"test/ folders, or a .tar.gz); set dataset.root or ${CIFAR10_ENV} to one")
+        raise _missing_cifar10(path)
     if len(arrays.classes) != 10 or arrays.train_x.shape[1:] != (3, 32, 32):
         raise DatasetError(f"cifar10: {path} holds {len(arrays.classes)} classes of shape "
                            f"{arrays.train_x.shape[1:]}, not 10 of (3, 32, 32); point at CIFAR-10")
     return _from_arrays("cifar10", arrays, CIFAR10_MEAN, CIFAR10_STD)
+
+
+def cifar10_identity(root: str | None = None, download: bool = True) -> str:
+    # torchvision's files are the official ones (torchvision checks their md5); other copies
+    # (e.g. the JPEG tarball, in another image order) are told apart by content.
+    path = _cifar10_path(root)
+    if is_tarball(path) or (path / "train").is_dir():
+        return f"cifar10:{content_key(path)[:16]}"
+    if _torchvision_dir(path).is_dir() or (download and _downloadable(path)):
+        return "cifar10:official"
+    raise _missing_cifar10(path)
+
+
+def folder_identity(root: str | None = None, download: bool = False) -> str:
+    if not root or not (is_tarball(Path(root)) or (Path(root) / "train").is_dir()):
+        raise DatasetError(f"imagefolder: no dataset at {root} (looked for a .tar.gz or train/ and test/ "
+                           "folders); set dataset.root to an ImageFolder tree or its tarball")
+    return f"imagefolder:{content_key(Path(root))[:16]}"
 
 
 def load_image_folder(root: str | None = None, download: bool = False) -> ImageDataset:
@@ -94,6 +128,20 @@ DATASETS: dict[str, Callable[..., ImageDataset]] = {
     "cifar10": load_cifar10,
     "imagefolder": load_image_folder,
 }
+
+
+# Cheap checks (no decoding) that a source is usable, returning an identity that depends on the
+# data, not on where a copy lives: sweeps key their results by it.
+DATASET_IDENTITIES: dict[str, Callable[..., str]] = {
+    "cifar10": cifar10_identity,
+    "imagefolder": folder_identity,
+}
+
+
+@functools.lru_cache(maxsize=16)
+def dataset_identity(name: str, root: str | None = None, download: bool = True) -> str:
+    """Check that dataset `name` can be had from `root` and return its identity; DatasetError if not."""
+    return DATASET_IDENTITIES[name](root=root, download=download)
 
 
 def load_dataset(name: str, root: str | None = None, download: bool = True) -> ImageDataset:
