@@ -92,6 +92,22 @@ def _validate(args) -> int:
     return 0
 
 
+def _fields(args) -> int:
+    from trainables.config import describe
+    from trainables.discovery import DiscoveryConfig
+    from trainables.protocol import Protocol
+    from .discovery_spec import DiscoverySpec, ScoreSpec
+    from .spec import DatasetSpec, Resources, SweepSpec, TaskSet, Tracking
+    sections = {"sweep": SweepSpec, "dataset": DatasetSpec, "protocol": Protocol, "tasks.<set>": TaskSet,
+                "resources": Resources, "tracking": Tracking, "discovery spec": DiscoverySpec,
+                "discovery": DiscoveryConfig, "score": ScoreSpec}
+    for title, cls in sections.items():
+        if args.section in (None, title):
+            print(f"{title}:")
+            print("\n".join(f"  {line}" for line in describe(cls)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="taskdisc", description="Agreement scores and task discovery at scale.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -114,6 +130,9 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("file")
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec override")
     v.set_defaults(func=_validate)
+    f = sub.add_parser("fields", help="every spec field with its default, units and allowed values")
+    f.add_argument("section", nargs="?", help="only this section, e.g. protocol or discovery")
+    f.set_defaults(func=_fields)
     return p
 
 

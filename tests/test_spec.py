@@ -1,6 +1,7 @@
 """Spec loading and validation: every shipped spec, grids, overrides, and one-line errors."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from orchestrator.cli import main
 from orchestrator.spec import load_spec, parse_indices
 from orchestrator.specio import SpecError
 from sweep_helpers import REPO, cli
+from trainables.protocol import Protocol
 
 SPECS = sorted((REPO / "specs").glob("*.yaml"))
 
@@ -164,3 +166,10 @@ def test_results_do_not_depend_on_where_the_data_lives(tmp_path, tiny_dataset_ta
                                                        "tasks": {"random": "0-1"}})).trials()}
             for root in (tiny_dataset_tar, copy)]
     assert keys[0] == keys[1]
+
+
+def test_fields_documents_every_spec_field(capsys):
+    assert main(["fields"]) == 0
+    out = capsys.readouterr().out
+    for f in dataclasses.fields(Protocol):
+        assert f"  {f.name} = " in out and f.metadata["doc"] in out

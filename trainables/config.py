@@ -53,6 +53,12 @@ def check(obj: Any) -> None:
             raise ConfigError(f"{type(obj).__name__}.{f.name}={value!r} is invalid: expected {allowed(f)}")
 
 
-def docs(cls: type) -> dict[str, str]:
-    """Field name -> doc line, for help texts and the spec reference."""
-    return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}
+def describe(cls: type) -> list[str]:
+    """One line per field: name, default, doc and what it accepts, for help texts."""
+    lines = []
+    for f in dataclasses.fields(cls):
+        default = "(required)" if f.default is dataclasses.MISSING else repr(f.default)
+        accepts = allowed(f) if f.metadata.get("choices") is not None or any(
+            f.metadata.get(k) is not None for k in ("ge", "gt", "le", "lt")) else ""
+        lines.append(f"{f.name} = {default}: {f.metadata.get('doc', '')}" + (f" [{accepts}]" if accepts else ""))
+    return lines
