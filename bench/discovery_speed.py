@@ -28,11 +28,12 @@ def one(a) -> dict:
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     g = torch.Generator().manual_seed(0)
-    n_train = max(4 * a.batch, 2 * a.batch + 200)
+    n_train = 200 + 2 * max(a.batch, 200)  # AS holdout, outer pool, inner pool
     images = lambda n: DeviceImages(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
                                     (0.5,) * 3, (0.25,) * 3, device)
     config = DiscoveryConfig(arch=a.arch, width=a.width, nsteps=a.nsteps, inner_batch_size=a.batch,
-                             outer_batch_size=a.batch, checkpointing=a.checkpointing, holdout=200, outer_pool=200,
+                             outer_batch_size=a.batch, checkpointing=a.checkpointing, holdout=200,
+                             outer_pool=max(a.batch, 200),
                              probe_size=256, precision=a.precision, meta_steps=a.steps + 1)
     run = DiscoveryRun(images(n_train), images(16), config)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
