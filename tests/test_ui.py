@@ -20,6 +20,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def serving(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def test_ui_serves_the_store_on_loopback(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     MlflowClient(tracking_uri=uri).create_experiment("ui-check")
@@ -39,9 +44,17 @@ def test_ui_serves_the_store_on_loopback(tmp_path):
             except OSError:
                 time.sleep(0.5)
         assert body is not None and "ui-check" in body
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        proc.terminate()  # SIGTERM to the `taskdisc ui` process alone must stop the server
         proc.wait(timeout=30)
+        deadline = time.time() + 30
+        while time.time() < deadline and serving(port):
+            time.sleep(0.5)
+        assert not serving(port)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_ui_without_a_store_exits_2(tmp_path):
