@@ -18,7 +18,7 @@ import yaml
 from trainables.config import param
 from trainables.discovery import DiscoveryConfig
 
-from .spec import (NAME, DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_grid, task_sets,
+from .spec import (DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_grid, task_sets,
                    checked_data, grid, grid_of, parse_indices, resolve_paths, task_sets_data)
 from .specio import SpecError, apply_override, build, read_yaml, to_plain
 
@@ -128,8 +128,6 @@ def parse_discovery_spec(data: dict, origin: str) -> DiscoverySpec:
     if score is not None and score.tasks and max(score.tasks) >= n_tasks:
         raise SpecError(f"{origin}: score.tasks includes {max(score.tasks)}, but the encoders define tasks "
                         f"0..{n_tasks - 1} (n_linear_tasks); lower it")
-    if not NAME.match(spec.name):
-        raise SpecError(f"{origin}: name={spec.name!r} is invalid: use letters, digits, '_', '-' and '.' only")
     return checked_data(resolve_paths(spec), origin)
 
 

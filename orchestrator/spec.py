@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from trainables.config import param
+from trainables.config import ConfigError, check, param
 from trainables.data import CIFAR10_ENV, DATASETS, DatasetError, dataset_identity
 from trainables.protocol import Protocol
 from trainables.tasks import TASK_KINDS, TaskError, task_count
@@ -72,6 +72,11 @@ class SweepBase:
     storage: str | None = param(None, "where Tune keeps trial checkpoints: on a multi-node cluster a folder "
                                       "or URI every node reaches (s3://bucket/prefix, an NFS mount); "
                                       "null = <sweep folder>/tune, one machine only")
+
+    def __post_init__(self):
+        check(self)
+        if not NAME.match(self.name):
+            raise ConfigError(f"name={self.name!r} is invalid: use letters, digits, '_', '-' and '.' only")
 
     @property
     def sweep_dir(self) -> Path:
@@ -243,8 +248,6 @@ def parse_spec(data: dict, origin: str) -> SweepSpec:
                                          if "protocols" in data else "missing key tasks; e.g. tasks: {real: 0-3}"))
     tasks = task_sets(data.pop("tasks"), origin)
     spec = build(SweepSpec, data, "", origin, shown=("protocol", "tasks"), protocols=protocols, tasks=tasks)
-    if not NAME.match(spec.name):
-        raise SpecError(f"{origin}: name={spec.name!r} is invalid: use letters, digits, '_', '-' and '.' only")
     if len(set(spec.seeds)) != len(spec.seeds) or min(spec.seeds, default=0) < 0:
         raise SpecError(f"{origin}: seeds={list(spec.seeds)} is invalid: list distinct non-negative integers")
     return checked_data(resolve_paths(spec), origin)
