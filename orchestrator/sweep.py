@@ -145,8 +145,6 @@ def fit(adapter_name: str, trials: list[dict], sweep, record: Record, tracker: T
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     connect(address)
     adapter = ADAPTERS[adapter_name]
-    names = {adapter.describe(t).key: adapter.describe(t).run_name for t in trials}
-    key_of = lambda t: adapter.describe(t.config["trial"]).key  # noqa: E731
     files = {p: Path(p).read_bytes() for t in trials for p in adapter.inputs(t)}
     trainable = tune.with_resources(tune.with_parameters(TrialActor, files=files),
                                     {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus})
@@ -154,8 +152,10 @@ def fit(adapter_name: str, trials: list[dict], sweep, record: Record, tracker: T
         trainable,
         param_space={"trial": tune.grid_search(trials), "adapter": adapter_name, "device": sweep.device,
                      "threads": max(1, int(sweep.resources.cpus))},
-        tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=sweep.concurrency,
-                                    trial_name_creator=lambda t: names[key_of(t)], trial_dirname_creator=key_of),
+        tune_config=tune.TuneConfig(
+            reuse_actors=True, max_concurrent_trials=sweep.concurrency,
+            trial_name_creator=lambda t: adapter.describe(t.config["trial"]).run_name,
+            trial_dirname_creator=lambda t: adapter.describe(t.config["trial"]).key),
         run_config=tune.RunConfig(
             name=f"{sweep.name}-{int(time.time())}", storage_path=sweep.storage or str(Path(sweep.sweep_dir) / "tune"),
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),

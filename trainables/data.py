@@ -13,8 +13,8 @@ from typing import Callable
 
 import torch
 
-from .sources import (TAR_SUFFIXES, Arrays, DatasetError, cached, content_key, is_tarball, read_image_folder,
-                      read_tarball, read_torchvision_cifar10)
+from .sources import (TAR_SUFFIXES, Arrays, DatasetError, cache_dir, cached, content_key, is_tarball,
+                      read_image_folder, read_tarball, read_torchvision_cifar10)
 
 CIFAR10_ENV = "TASKDISC_CIFAR10"
 # The paper's normalisation (official CIFAR-10 train statistics), as fractions of 255.
@@ -49,6 +49,11 @@ def _from_arrays(name: str, a: Arrays, mean=None, std=None) -> ImageDataset:
                         torch.from_numpy(a.test_y), a.classes, tuple(mean), tuple(std))
 
 
+def _is_image_tree(path: Path) -> bool:
+    """Looks like an ImageFolder tree (a train/ folder) or its tarball; reading checks the rest."""
+    return is_tarball(path) or (path / "train").is_dir()
+
+
 def _read_folder_or_tar(path: Path, kind: str) -> Arrays:
     if is_tarball(path):
         return cached(path, kind + "-tar", read_tarball)
@@ -59,7 +64,6 @@ def _read_folder_or_tar(path: Path, kind: str) -> Arrays:
 
 
 def _cifar10_path(root: str | None) -> Path:
-    from .sources import cache_dir
     return Path(root or os.environ.get(CIFAR10_ENV) or cache_dir() / "cifar10").expanduser()
 
 
@@ -84,7 +88,7 @@ def load_cifar10(root: str | None = None, download: bool = True) -> ImageDataset
     downloaded on first use.
     """
     path = _cifar10_path(root)
-    if is_tarball(path) or (path / "train").is_dir():
+    if _is_image_tree(path):
         arrays = _read_folder_or_tar(path, "cifar10")
     elif _torchvision_dir(path).is_dir():
         arrays = cached(_torchvision_dir(path), "cifar10-torchvision", lambda p: read_torchvision_cifar10(p.parent))
@@ -103,7 +107,7 @@ def cifar10_identity(root: str | None = None, download: bool = True) -> str:
     # torchvision's files are the official ones (torchvision checks their md5); other copies
     # (e.g. the JPEG tarball, in another image order) are told apart by content.
     path = _cifar10_path(root)
-    if is_tarball(path) or (path / "train").is_dir():
+    if _is_image_tree(path):
         return f"cifar10:{content_key(path)[:16]}"
     if _torchvision_dir(path).is_dir() or (download and _downloadable(path)):
         return "cifar10:official"
@@ -111,7 +115,7 @@ def cifar10_identity(root: str | None = None, download: bool = True) -> str:
 
 
 def folder_identity(root: str | None = None, download: bool = False) -> str:
-    if not root or not (is_tarball(Path(root)) or (Path(root) / "train").is_dir()):
+    if not root or not _is_image_tree(Path(root)):
         raise DatasetError(f"imagefolder: no dataset at {root} (looked for a .tar.gz or train/ and test/ "
                            "folders); set dataset.root to an ImageFolder tree or its tarball")
     return f"imagefolder:{content_key(Path(root))[:16]}"
