@@ -29,8 +29,9 @@ def open_sweep(spec, text: str, params: dict) -> tuple[Path, Record, Tracker, st
 def run_sweep(spec: SweepSpec, address: str | None = None, callbacks: list | None = None) -> list[dict]:
     """Run every trial of `spec` not yet in its record; returns the record rows of this spec."""
     sweep_dir, record, tracker, parent_id = open_sweep(spec, plain_spec(spec), flatten(spec_data(spec)))
-    rows = _run_missing("agreement", spec, spec.trials(), sweep_dir, record, tracker, parent_id, address, callbacks)
-    finish_sweep(spec, rows, tracker, parent_id, complete=len(rows) == len(spec.trials()))
+    trials = spec.trials()
+    rows = _run_missing("agreement", spec, trials, sweep_dir, record, tracker, parent_id, address, callbacks)
+    finish_sweep(spec, rows, tracker, parent_id, complete=len(rows) == len(trials))
     return rows
 
 
@@ -40,8 +41,9 @@ def run_discovery(spec: DiscoverySpec, address: str | None = None, callbacks: li
     sweep over what they found; returns (discovery rows, score rows)."""
     sweep_dir, record, tracker, parent_id = open_sweep(spec, plain_discovery_spec(spec),
                                                        flatten(discovery_spec_data(spec)))
-    rows = _run_missing("discovery", spec, spec.trials(), sweep_dir, record, tracker, parent_id, address, callbacks)
-    complete = len(rows) == len(spec.trials())
+    trials = spec.trials()
+    rows = _run_missing("discovery", spec, trials, sweep_dir, record, tracker, parent_id, address, callbacks)
+    complete = len(rows) == len(trials)
     finish_discovery(spec, rows, tracker, parent_id, complete)
     if spec.score is None or not complete:
         return rows, []
