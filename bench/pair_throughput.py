@@ -3,6 +3,8 @@
 (a) reference: the authors' check_as.py style - a Dataset that turns each PIL image into a
     tensor and normalises it (ToTensor + Normalize), a torch DataLoader, two nn.Modules, one
     Adam over both, fp32. Tried with several DataLoader worker counts; the fastest counts.
+    It runs in a fresh process, so it sees the C library's default allocator as the authors'
+    script would, not the one the engine configures (trainables/cpu_memory.py).
 (b) engine: `AgreementRun` with Protocol defaults except arch / width / batch / subsets.
 
 Both train the same architecture on the same images and labels (real task 0 of CIFAR-10 when
@@ -15,7 +17,9 @@ pair is compared with a large matmul measured in the same run.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import math
+import multiprocessing
 import os
 import sys
 import time
@@ -146,7 +150,8 @@ def bench(args, dataset, device) -> None:
           f"{args.batches} timed batches, "
           f"{device} {args.precision}{' channels_last' if args.channels_last else ''}, "
           f"{torch.get_num_threads()} threads")
-    ref = {w: reference_images_per_s(args, images, y, device, w) for w in args.workers}
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        ref = {w: pool.submit(reference_images_per_s, args, images, y, device, w).result() for w in args.workers}
     for w, r in ref.items():
         print(f"(a) reference loop, num_workers={w}: {r:9.1f} images/s per pair")
     a = max(ref.values())

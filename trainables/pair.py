@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .cpu_memory import retain_freed_memory
 from .models import build_model
 from .protocol import Protocol
 
@@ -52,6 +53,8 @@ class Pair:
     def __init__(self, protocol: Protocol, num_classes: int, image_shape, seeds: tuple[int, int],
                  device: torch.device | str = "cpu"):
         self.protocol, self.device = protocol, torch.device(device)
+        if self.device.type == "cpu":
+            retain_freed_memory()
         fmt = torch.channels_last if protocol.channels_last else torch.preserve_format
         self.nets = nn.ModuleList([seeded_model(protocol, num_classes, image_shape, s) for s in seeds])
         self.nets.to(self.device, memory_format=fmt)

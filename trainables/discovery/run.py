@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 from ..agreement import device_images
+from ..cpu_memory import retain_freed_memory
 from ..data import DeviceImages, ImageDataset, Split, make_split
 from .config import DiscoveryConfig
 from .encoder import TaskEncoder, build_encoder, calibrate_bn, embed, encoder_labels, hard_labels
@@ -58,6 +59,8 @@ class DiscoveryRun:
     def __init__(self, train_images: DeviceImages, test_images: DeviceImages, config: DiscoveryConfig):
         self.train_images, self.test_images, self.config = train_images, test_images, config
         self.device, self.dtype = train_images.device, DTYPES[config.precision]
+        if self.device.type == "cpu":
+            retain_freed_memory()
         shape = tuple(train_images.images.shape[1:])
         self.split = discovery_split(len(train_images), len(test_images), config)
         self.encoder: TaskEncoder = build_encoder(config, shape).to(self.device, self.dtype)
