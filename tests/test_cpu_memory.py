@@ -29,6 +29,7 @@ def mallinfo() -> MallInfo2:
 def test_large_blocks_come_from_the_heap_and_stay_after_free():
     Pair(Protocol(arch="mlp", width=0.125, compile="off"), 2, (3, 8, 8), (0, 1), "cpu")
     assert retain_freed_memory()  # the CPU pair turned it on; calling again is a no-op
+    assert not retain_freed_memory("meta")  # only the CPU's memory is malloc's
     size = 64 << 20
     before = mallinfo()
     x = torch.ones(size // 4)

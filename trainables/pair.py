@@ -53,8 +53,7 @@ class Pair:
     def __init__(self, protocol: Protocol, num_classes: int, image_shape, seeds: tuple[int, int],
                  device: torch.device | str = "cpu"):
         self.protocol, self.device = protocol, torch.device(device)
-        if self.device.type == "cpu":
-            retain_freed_memory()
+        retain_freed_memory(self.device)
         fmt = torch.channels_last if protocol.channels_last else torch.preserve_format
         self.nets = nn.ModuleList([seeded_model(protocol, num_classes, image_shape, s) for s in seeds])
         self.nets.to(self.device, memory_format=fmt)

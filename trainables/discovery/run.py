@@ -59,8 +59,7 @@ class DiscoveryRun:
     def __init__(self, train_images: DeviceImages, test_images: DeviceImages, config: DiscoveryConfig):
         self.train_images, self.test_images, self.config = train_images, test_images, config
         self.device, self.dtype = train_images.device, DTYPES[config.precision]
-        if self.device.type == "cpu":
-            retain_freed_memory()
+        retain_freed_memory(self.device)
         shape = tuple(train_images.images.shape[1:])
         self.split = discovery_split(len(train_images), len(test_images), config)
         self.encoder: TaskEncoder = build_encoder(config, shape).to(self.device, self.dtype)
