@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from .agreement_trial import AgreementAdapter
 from .discovery_trial import DiscoveryAdapter
+from .split_trial import SplitAdapter
 from .trial_api import Adapter
 
 ADAPTERS: dict[str, Adapter] = {
     "agreement": AgreementAdapter(),
     "discovery": DiscoveryAdapter(),
+    "split": SplitAdapter(),
 }

@@ -17,15 +17,23 @@ TOP = 10  # top tasks listed after a sweep and by `results`
 
 
 def load_any(path, overrides):
-    """An agreement spec, or a discovery spec (one with a `discovery:` section)."""
+    """An agreement spec, a discovery spec (with a `discovery:` section) or a split spec (`splits:`)."""
     from .discovery_spec import is_discovery, load_discovery_spec
     from .spec import load_spec
     from .specio import read_yaml
+    from .split_spec import is_split, load_split_spec
     data = read_yaml(path)
     if is_cluster(data):
         raise SpecError(f"{path} is a Ray cluster config, not a spec: start it with `ray up {path}`, "
                         f"check it with `taskdisc validate {path}`")
-    return (load_discovery_spec if is_discovery(data) else load_spec)(path, overrides)
+    loader = load_discovery_spec if is_discovery(data) else load_split_spec if is_split(data) else load_spec
+    return loader(path, overrides)
+
+
+def summary(rows: list[dict], top: int = TOP) -> str:
+    from .results import summarize
+    from .split_results import is_split_record, summarize_splits
+    return summarize_splits(rows) if is_split_record(rows) else summarize(rows, top=top)
 
 
 def is_cluster(data: dict) -> bool:
@@ -41,32 +49,32 @@ def _sweep(args) -> int:
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         # Ray reads this when imported: a machine-local Ray then binds to loopback only.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    from .launch import run_discovery, run_sweep
-    from .results import summarize
+    from .launch import run_any, run_discovery
     if isinstance(spec, DiscoverySpec):
-        found, rows = run_discovery(spec, address=args.address)
+        found, sweeps = run_discovery(spec, address=args.address)
         print(f"{len(found)}/{len(spec.trials())} encoders trained; task tables under {spec.sweep_dir / 'discovered'}")
-        if spec.score is None:
-            return 0 if len(found) == len(spec.trials()) else 1
-        spec = spec.score_spec(found)
+        if len(found) < len(spec.trials()):
+            return 1
     else:
-        rows = run_sweep(spec, address=args.address)
-    print(summarize(rows, top=TOP))
-    if rows:
-        print(f"results: {Path(spec.sweep_dir) / 'results.parquet'}; MLflow: {spec.tracking.uri} "
-              f"(experiment {spec.experiment!r}; `taskdisc ui` to browse)")
-    return 0 if len(rows) == len(spec.trials()) else 1
+        sweeps = [(spec, run_any(spec, address=args.address))]
+    complete = True
+    for sweep, rows in sweeps:
+        print(summary(rows))
+        if rows:
+            print(f"results: {sweep.sweep_dir}; MLflow: {sweep.tracking.uri} "
+                  f"(experiment {sweep.experiment!r}; `taskdisc ui` to browse)")
+        complete = complete and len(rows) == len(sweep.trials())
+    return 0 if complete else 1
 
 
 def _results(args) -> int:
     from .record import Record
-    from .results import summarize
     target = Path(args.target)
     if target.is_file():
         target = Path(load_any(target, args.set).sweep_dir)
     if not (target / "record").is_dir():
         raise SpecError(f"{target}: no sweep record here; pass a sweep folder (runs/<name>) or its spec file")
-    print(summarize(Record(target).rows(), top=args.top))
+    print(summary(Record(target).rows(), top=args.top))
     return 0
 
 
@@ -96,11 +104,13 @@ def _fields(args) -> int:
     from trainables.config import describe
     from trainables.discovery import DiscoveryConfig
     from trainables.protocol import Protocol
-    from .discovery_spec import DiscoverySpec, ScoreSpec
+    from .discovery_spec import DiscoverySpec, ScoreSpec, SplitFollowUp
     from .spec import DatasetSpec, Resources, SweepSpec, TaskSet, Tracking
+    from .split_spec import SplitPlan, SplitSweepSpec
     sections = {"sweep": SweepSpec, "dataset": DatasetSpec, "protocol": Protocol, "tasks.<set>": TaskSet,
                 "resources": Resources, "tracking": Tracking, "discovery spec": DiscoverySpec,
-                "discovery": DiscoveryConfig, "score": ScoreSpec}
+                "discovery": DiscoveryConfig, "score": ScoreSpec, "split spec": SplitSweepSpec,
+                "splits": SplitPlan, "discovery splits": SplitFollowUp}
     for title, cls in sections.items():
         if args.section in (None, title):
             print(f"{title}:")

@@ -20,6 +20,7 @@ from trainables.discovery import DiscoveryConfig
 
 from .spec import (DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_grid, task_sets,
                    checked_data, grid, grid_of, parse_indices, resolve_paths, task_sets_data)
+from .split_spec import SplitPlan, SplitSweepSpec, split_plan, split_spec_data
 from .specio import SpecError, apply_override, build, read_yaml, to_plain
 
 TABLE, UNTRAINED, CSV, ENCODER = "tasks.parquet", "untrained.parquet", "discovered.csv", "encoder.pt"
@@ -35,10 +36,20 @@ class ScoreSpec:
 
 
 @dataclass(frozen=True)
+class SplitFollowUp:
+    protocols: tuple = param((), "training protocol grid points for the splits (from `protocol:`)")
+    seeds: tuple[int, ...] = param((0,), "training seeds per split")
+    rules: tuple[int, ...] | None = param(None, "which discovered tasks build adversarial splits; null = all")
+    plan: SplitPlan = param(SplitPlan(), "targets, baselines, labels and networks (the split spec's `splits:`)")
+
+
+@dataclass(frozen=True)
 class DiscoverySpec(SweepBase):
     configs: tuple = param((), "discovery config grid points (from `discovery:`)")
     steps_per_report: int = param(10, "meta-steps per Tune step (one report, one possible checkpoint)", ge=1)
     score: ScoreSpec | None = param(None, "score the discovered tasks afterwards (null = do not)")
+    splits: SplitFollowUp | None = param(None, "build adversarial splits from the discovered tasks and train on "
+                                               "them afterwards (null = do not)")
 
     def trials(self) -> list["DiscoveryTrialSpec"]:
         varying = tuple(f.name for f in dataclasses.fields(DiscoveryConfig)
@@ -59,6 +70,22 @@ class DiscoverySpec(SweepBase):
                          tasks=tuple(sets) + self.score.baselines, seeds=self.score.seeds,
                          resources=self.resources, concurrency=self.concurrency, max_failures=self.max_failures,
                          tracking=self.tracking, output_dir=self.output_dir)
+
+
+    def split_spec(self, rows: list[dict]) -> SplitSweepSpec:
+        """The split sweep: adversarial splits of every target by every encoder's discovered tasks."""
+        follow = self.splits
+        rules = tuple(TaskSet(f"discovered{r['label'] and '_' + r['label']}", "discovered",
+                              follow.rules or tuple(range(r["n_tasks"])), r["table"], 2)
+                      for r in sorted(rows, key=lambda r: r["run_name"]))
+        return SplitSweepSpec(name=f"{self.name}-splits", dataset=self.dataset, protocols=follow.protocols,
+                              splits=dataclasses.replace(follow.plan, rules=rules), seeds=follow.seeds,
+                              resources=self.resources, concurrency=self.concurrency,
+                              max_failures=self.max_failures, tracking=self.tracking, output_dir=self.output_dir)
+
+    def follow_ups(self, rows: list[dict]) -> list:
+        """The sweeps that run on what the encoders found: scoring, then splits."""
+        return ([self.score_spec(rows)] if self.score else []) + ([self.split_spec(rows)] if self.splits else [])
 
 
 @dataclass(frozen=True)
@@ -119,15 +146,35 @@ def _score(raw, origin: str) -> ScoreSpec | None:
                  baselines=baselines)
 
 
+def _splits(raw, origin: str) -> SplitFollowUp | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{origin}: splits must be a mapping with targets, rules, protocol and seeds")
+    raw = dict(raw)
+    rules = raw.pop("rules", None)
+    rules = None if rules is None else parse_indices(rules, "splits.rules", origin)
+    protocols = protocol_grid(raw.pop("protocol", None), origin)
+    seeds = raw.pop("seeds", [0])
+    if not isinstance(seeds, list) or len(set(map(str, seeds))) != len(seeds) or any(
+            not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in seeds):
+        raise SpecError(f"{origin}: splits.seeds={seeds!r} is invalid: list distinct non-negative integers")
+    plan = split_plan(raw, origin, rules_given=True)
+    return build(SplitFollowUp, {"seeds": seeds}, "splits", origin, protocols=protocols, rules=rules, plan=plan)
+
+
 def parse_discovery_spec(data: dict, origin: str) -> DiscoverySpec:
     data = dict(data)
     configs = _configs(data.pop("discovery"), origin)
     score = _score(data.pop("score", None), origin)
-    spec = build(DiscoverySpec, data, "", origin, shown=("discovery", "score"), configs=configs, score=score)
+    splits = _splits(data.pop("splits", None), origin)
+    spec = build(DiscoverySpec, data, "", origin, shown=("discovery", "score", "splits"), configs=configs,
+                 score=score, splits=splits)
     n_tasks = min(c.n_linear_tasks for c in configs)
-    if score is not None and score.tasks and max(score.tasks) >= n_tasks:
-        raise SpecError(f"{origin}: score.tasks includes {max(score.tasks)}, but the encoders define tasks "
-                        f"0..{n_tasks - 1} (n_linear_tasks); lower it")
+    for key, indices in (("score.tasks", score and score.tasks), ("splits.rules", splits and splits.rules)):
+        if indices and max(indices) >= n_tasks:
+            raise SpecError(f"{origin}: {key} includes {max(indices)}, but the encoders define tasks "
+                            f"0..{n_tasks - 1} (n_linear_tasks); lower it")
     return checked_data(resolve_paths(spec), origin)
 
 
@@ -140,6 +187,12 @@ def discovery_spec_data(spec: DiscoverySpec) -> dict:
                          "seeds": list(spec.score.seeds),
                          "tasks": list(spec.score.tasks) if spec.score.tasks else None,
                          "untrained": spec.score.untrained, "baselines": task_sets_data(spec.score.baselines)}
+    if spec.splits is not None:
+        follow = spec.splits
+        plan = split_spec_data(SplitSweepSpec(protocols=follow.protocols, splits=follow.plan))
+        data["splits"] = {**plan["splits"], "protocol": plan["protocol"], "seeds": list(follow.seeds),
+                          "rules": list(follow.rules) if follow.rules else None}
+        data["splits"].pop("file")
     return data
 
 

@@ -11,6 +11,8 @@ from .discovery_spec import DiscoverySpec, discovery_spec_data, plain_discovery_
 from .record import Record
 from .results import finish_discovery, finish_sweep
 from .spec import SweepSpec, plain_spec, spec_data
+from .split_results import finish_splits
+from .split_spec import SplitSweepSpec, plain_split_spec, split_spec_data
 from .specio import flatten
 from .tracking import Tracker
 
@@ -35,19 +37,33 @@ def run_sweep(spec: SweepSpec, address: str | None = None, callbacks: list | Non
     return rows
 
 
+def run_splits(spec: SplitSweepSpec, address: str | None = None, callbacks: list | None = None) -> list[dict]:
+    """Train on every split of `spec` not yet recorded; returns the record rows of this spec."""
+    sweep_dir, record, tracker, parent_id = open_sweep(spec, plain_split_spec(spec), flatten(split_spec_data(spec)))
+    trials = spec.trials()
+    rows = _run_missing("split", spec, trials, sweep_dir, record, tracker, parent_id, address, callbacks)
+    finish_splits(spec, rows, tracker, parent_id, complete=len(rows) == len(trials))
+    return rows
+
+
 def run_discovery(spec: DiscoverySpec, address: str | None = None, callbacks: list | None = None
-                  ) -> tuple[list[dict], list[dict]]:
-    """Run the discovery trials not yet recorded, then (if the spec has `score:`) the agreement
-    sweep over what they found; returns (discovery rows, score rows)."""
+                  ) -> tuple[list[dict], list[tuple]]:
+    """Run the discovery trials not yet recorded, then the follow-up sweeps on what they found
+    (`score:`, `splits:`); returns (discovery rows, [(follow-up spec, its rows), ...])."""
     sweep_dir, record, tracker, parent_id = open_sweep(spec, plain_discovery_spec(spec),
                                                        flatten(discovery_spec_data(spec)))
     trials = spec.trials()
     rows = _run_missing("discovery", spec, trials, sweep_dir, record, tracker, parent_id, address, callbacks)
     complete = len(rows) == len(trials)
     finish_discovery(spec, rows, tracker, parent_id, complete)
-    if spec.score is None or not complete:
+    if not complete:
         return rows, []
-    return rows, run_sweep(spec.score_spec(rows), address, callbacks)
+    return rows, [(follow, run_any(follow, address, callbacks)) for follow in spec.follow_ups(rows)]
+
+
+def run_any(spec, address: str | None = None, callbacks: list | None = None) -> list[dict]:
+    """Run an agreement or split sweep (the kinds whose result is one row per trial)."""
+    return (run_splits if isinstance(spec, SplitSweepSpec) else run_sweep)(spec, address, callbacks)
 
 
 def _run_missing(adapter: str, spec, trials: list, sweep_dir: Path, record: Record, tracker: Tracker,

@@ -56,7 +56,14 @@ def _discovered_table(tmp_path) -> str:
 # without an entry here fails test_every_registered_kind_is_covered.
 CASES = {"real": (1, lambda tmp_path, table: None), "real10": (0, lambda tmp_path, table: None),
          "random": (1, lambda tmp_path, table: None), "table": (1, lambda tmp_path, table: table),
-         "discovered": (2, lambda tmp_path, table: _discovered_table(tmp_path))}
+         "discovered": (2, lambda tmp_path, table: _discovered_table(tmp_path)),
+         "classes": (1, lambda tmp_path, table: _class_sets(tmp_path))}
+
+
+def _class_sets(tmp_path) -> str:
+    """Two class-set tasks in the authors' .npy layout (rows of positive class ids)."""
+    np.save(tmp_path / "classes.npy", np.array([[0, 1, 2, 3, 4], [1, 3, 5, 7, 9]], dtype=np.int64))
+    return str(tmp_path / "classes.npy")
 
 
 def test_every_registered_kind_is_covered():
@@ -166,3 +173,19 @@ def test_register_task_kind(dataset, monkeypatch):
     register_task_kind("ones", lambda ds, index, *, source, num_classes: TaskLabels(
         "ones", torch.ones(len(ds.train_y), dtype=torch.long), None, num_classes))
     assert make_task("ones", 0, dataset).train.sum() == N_TRAIN
+
+
+def test_class_sets_label_by_class_and_reject_bad_rows(dataset, tmp_path):
+    labels = make_task("classes", 1, dataset, source=_class_sets(tmp_path))
+    assert torch.equal(labels.train, (dataset.train_y % 2 == 1).long())
+    assert torch.equal(labels.test, (dataset.test_y % 2 == 1).long())
+    text = tmp_path / "classes.txt"
+    text.write_text("0, 1, 2, 3, 4\n")  # the same task as real task 0, as text
+    assert torch.equal(make_task("classes", 0, dataset, source=str(text)).train, make_task("real", 0, dataset).train)
+    assert task_count("classes", str(text)) == 1
+    text.write_text("0 1 12\n")
+    with pytest.raises(TaskError, match="distinct class ids in 0..9"):
+        make_task("classes", 0, dataset, source=str(text))
+    np.save(tmp_path / "floats.npy", np.ones((2, 3)))
+    with pytest.raises(TaskError, match="integer .npy"):
+        make_task("classes", 0, dataset, source=str(tmp_path / "floats.npy"))

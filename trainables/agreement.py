@@ -22,14 +22,14 @@ Reporter = Callable[[dict], None]
 
 @dataclass(frozen=True)
 class AgreementResult:
-    """Outcome of one pair on one task. Accuracies are fractions; test accuracy is NaN where
-    the task has no test labels."""
+    """Outcome of one pair (or one network) on one task: one accuracy per network, as fractions.
+    Test accuracy is NaN where the task has no test labels; agreement is NaN for one network."""
     task: str
     seed: int
     agreement: float
-    train_acc: tuple[float, float]
-    holdout_acc: tuple[float, float]
-    test_acc: tuple[float, float]
+    train_acc: tuple[float, ...]
+    holdout_acc: tuple[float, ...]
+    test_acc: tuple[float, ...]
     balance: float
     epochs: int
     wall_s: float
@@ -38,7 +38,7 @@ class AgreementResult:
     def metrics(self) -> dict[str, float]:
         m = {"eval/agreement": self.agreement, "task/balance": self.balance, "train/epochs": self.epochs,
              "perf/wall_s": self.wall_s, "perf/images_per_s": self.images_per_s}
-        for i in range(2):
+        for i in range(len(self.train_acc)):
             m[f"train/acc_{i}"], m[f"eval/acc_{i}"], m[f"test/acc_{i}"] = (
                 self.train_acc[i], self.holdout_acc[i], self.test_acc[i])
         return m
@@ -53,10 +53,13 @@ def split_for(dataset: ImageDataset, protocol: Protocol) -> Split:
 
 
 class AgreementRun:
-    """One pair (seed `seed`) trained on `labels` under `protocol`, advanced one epoch at a time."""
+    """One pair (seed `seed`) trained on `labels` under `protocol`, advanced one epoch at a time.
+    `networks=1` trains the pair's first network alone (accuracies only, no agreement)."""
 
     def __init__(self, train_images: DeviceImages, test_images: DeviceImages, labels: TaskLabels,
-                 split: Split, protocol: Protocol, seed: int = 0):
+                 split: Split, protocol: Protocol, seed: int = 0, networks: int = 2):
+        if networks not in (1, 2):
+            raise ValueError(f"networks={networks} is invalid: train 1 network or a pair (2)")
         self.train_images, self.test_images = train_images, test_images
         self.labels, self.split, self.protocol, self.seed = labels, split, protocol, seed
         device = train_images.device
@@ -64,9 +67,9 @@ class AgreementRun:
         self.y_test = labels.test.to(device) if labels.test is not None else None
         self.train_idx = split.train.to(device)
         self.pair = Pair(protocol, labels.num_classes, tuple(train_images.images.shape[1:]),
-                         init_seeds(seed), device)
+                         init_seeds(seed)[:networks], device)
         self.epoch, self.wall_s, self.images_seen = 0, 0.0, 0
-        self.train_acc, self.stopped = (0.0, 0.0), False
+        self.train_acc, self.stopped = (0.0,) * networks, False
 
     @property
     def done(self) -> bool:
@@ -80,8 +83,8 @@ class AgreementRun:
     def train_epoch(self) -> dict[str, float]:
         """Train both networks for one epoch; returns this epoch's metrics."""
         start, order, bs = time.perf_counter(), self._order(), self.protocol.batch_size
-        loss_sum = torch.zeros(2, device=self.y.device)
-        correct = torch.zeros(2, dtype=torch.long, device=self.y.device)
+        loss_sum = torch.zeros(len(self.train_acc), device=self.y.device)
+        correct = torch.zeros(len(self.train_acc), dtype=torch.long, device=self.y.device)
         n = len(order) if len(order) % bs != 1 else len(order) - 1  # BatchNorm cannot train on 1 image
         for i in range(0, n, bs):
             idx = order[i:min(i + bs, n)]
@@ -92,13 +95,13 @@ class AgreementRun:
         self.epoch += 1
         self.images_seen += n
         self.wall_s += time.perf_counter() - start
-        self.train_acc = (acc[0], acc[1])
+        self.train_acc = tuple(acc)
         if self.protocol.early_stop_acc is not None and min(acc) >= self.protocol.early_stop_acc:
             self.stopped = True
-        loss = (loss_sum / n).tolist()
-        metrics = {"epoch": self.epoch, "train/loss_0": loss[0], "train/loss_1": loss[1],
-                   "train/acc_0": acc[0], "train/acc_1": acc[1],
-                   "perf/images_per_s": self.images_seen / max(self.wall_s, 1e-9)}
+        metrics: dict[str, float] = {"epoch": self.epoch}
+        for i, loss in enumerate((loss_sum / n).tolist()):
+            metrics[f"train/loss_{i}"], metrics[f"train/acc_{i}"] = loss, acc[i]
+        metrics["perf/images_per_s"] = self.images_seen / max(self.wall_s, 1e-9)
         metrics.update(self.evaluate_holdout())
         return metrics
 
@@ -111,21 +114,20 @@ class AgreementRun:
         idx = self.split.holdout.to(self.y.device)
         pred = self._predict(self.train_images, idx)
         acc = (pred == self.y[idx]).double().mean(1).tolist()
-        return {"eval/agreement": float((pred[0] == pred[1]).double().mean()),
-                "eval/acc_0": acc[0], "eval/acc_1": acc[1]}
+        agreement = float((pred[0] == pred[1]).double().mean()) if len(pred) == 2 else math.nan
+        return {"eval/agreement": agreement, **{f"eval/acc_{i}": a for i, a in enumerate(acc)}}
 
-    def evaluate_test(self) -> tuple[float, float]:
+    def evaluate_test(self) -> tuple[float, ...]:
         if self.y_test is None:
-            return (math.nan, math.nan)
+            return (math.nan,) * len(self.train_acc)
         idx = self.split.test.to(self.y_test.device)
-        acc = (self._predict(self.test_images, idx) == self.y_test[idx]).double().mean(1).tolist()
-        return (acc[0], acc[1])
+        return tuple((self._predict(self.test_images, idx) == self.y_test[idx]).double().mean(1).tolist())
 
     def result(self) -> AgreementResult:
         held = self.evaluate_holdout()
         return AgreementResult(
             task=self.labels.name, seed=self.seed, agreement=held["eval/agreement"],
-            train_acc=self.train_acc, holdout_acc=(held["eval/acc_0"], held["eval/acc_1"]),
+            train_acc=self.train_acc, holdout_acc=tuple(held[f"eval/acc_{i}"] for i in range(len(self.train_acc))),
             test_acc=self.evaluate_test(), balance=self.labels.balance(), epochs=self.epoch,
             wall_s=self.wall_s, images_per_s=self.images_seen / max(self.wall_s, 1e-9))
 

@@ -164,7 +164,7 @@ class Split:
     test: torch.Tensor
 
 
-def _subset(idx: torch.Tensor, n: int | None, g: torch.Generator, what: str) -> torch.Tensor:
+def seeded_subset(idx: torch.Tensor, n: int | None, g: torch.Generator, what: str) -> torch.Tensor:
     if n is None:
         return idx
     if n > len(idx):
@@ -181,9 +181,9 @@ def make_split(n_train_images: int, n_test_images: int, holdout: int = 5000, see
         raise ValueError(f"holdout={holdout} must be between 1 and {n_train_images - 1}")
     perm = torch.randperm(n_train_images, generator=torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(subset_seed)
-    return Split(train=_subset(perm[holdout:].sort().values, train_subset, g, "train_subset"),
-                 holdout=_subset(perm[:holdout].sort().values, holdout_subset, g, "holdout_subset"),
-                 test=_subset(torch.arange(n_test_images), test_subset, g, "test_subset"))
+    return Split(train=seeded_subset(perm[holdout:].sort().values, train_subset, g, "train_subset"),
+                 holdout=seeded_subset(perm[:holdout].sort().values, holdout_subset, g, "holdout_subset"),
+                 test=seeded_subset(torch.arange(n_test_images), test_subset, g, "test_subset"))
 
 
 class DeviceImages:

@@ -6,6 +6,7 @@
 | random   | uniform labels from `torch.Generator().manual_seed(index)` |
 | table    | column `index` of a CSV/Parquet file, one row per training image |
 | discovered | task (hyperplane) `index` of a discovery run: encoder checkpoint (.pt) or task table |
+| classes  | 1 where the image's class is in row `index` of a class-set file (.npy or text: class ids per row) |
 
 Later kinds join through `register_task_kind`.
 """
@@ -127,6 +128,42 @@ def table_task(dataset: ImageDataset, index: int, *, source: str | None = None,
     return TaskLabels(f"table-{names[index]}", torch.from_numpy(col.astype(np.int64)), None, num_classes)
 
 
+def read_class_sets(path: str | Path) -> list[list[int]]:
+    """Rows of positive class ids: an integer .npy array (rows = tasks, e.g. the authors'
+    tiny_imagenet_binary_tasks.npy) or a text file of comma- or space-separated ids per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskError(f"class-set file {path} does not exist; pass a .npy or text file of class ids per row")
+    try:
+        if path.suffix == ".npy":
+            rows = np.load(path, allow_pickle=False)
+            rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
+            if rows.ndim != 2 or rows.dtype.kind not in "iu":
+                raise ValueError(f"a {rows.ndim}-D {rows.dtype} array")
+            return rows.tolist()
+        return [[int(v) for v in line.replace(",", " ").split()] for line in path.read_text().splitlines()
+                if line.strip()]
+    except (ValueError, OSError) as e:
+        raise TaskError(f"class-set file {path} is unreadable ({e}); give an integer .npy array or a text file "
+                        "of class ids, one task per row") from None
+
+
+def classes_task(dataset: ImageDataset, index: int, *, source: str | None = None,
+                 num_classes: int = 2) -> TaskLabels:
+    if not source:
+        raise TaskError("classes tasks need a source: a .npy or text file of positive class ids, one task per row")
+    rows = read_class_sets(source)
+    _check_index(f"classes ({source})", index, len(rows))
+    positive = rows[index]
+    n = len(dataset.classes)
+    if not positive or min(positive) < 0 or max(positive) >= n or len(set(positive)) != len(positive):
+        raise TaskError(f"class-set file {source}: row {index} must list distinct class ids in 0..{n - 1} "
+                        f"({dataset.name} has {n} classes); fix that row")
+    positive_t = torch.tensor(positive)
+    return TaskLabels(f"classes-{index}", torch.isin(dataset.train_y, positive_t).long(),
+                      torch.isin(dataset.test_y, positive_t).long(), 2)
+
+
 def discovered_task(dataset: ImageDataset, index: int, *, source: str | None = None,
                     num_classes: int = 2) -> TaskLabels:
     # Imported here: trainables.discovery imports this module.
@@ -140,6 +177,7 @@ TASK_KINDS: dict[str, Callable[..., TaskLabels]] = {
     "random": random_task,
     "table": table_task,
     "discovered": discovered_task,
+    "classes": classes_task,
 }
 
 
@@ -155,6 +193,7 @@ TASK_COUNTS: dict[str, Callable[[str | None], int | None]] = {
     "real10": lambda source: 1,
     "table": lambda source: len(read_table(source)[0]) if source else None,
     "discovered": _discovered_count,
+    "classes": lambda source: len(read_class_sets(source)) if source else None,
 }
 
 

@@ -1,0 +1,78 @@
+"""Building a split trial's split and target from its spec, and checking every one before Ray starts.
+
+The worker and the driver share `build_split`: the driver runs it for every distinct split of a
+spec first (targets binary, rules of the dataset's size, split files well formed, both parts
+non-empty), so bad input fails in one line before anything is written, never inside a trial.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from trainables.data import DatasetError, ImageDataset, load_dataset
+from trainables.splits import (SplitError, TrainTestSplit, adversarial_split, check_split, random_half_split,
+                               random_split_like)
+from trainables.splits.files import NO_TARGET, read_splits
+from trainables.tasks import TaskError, TaskLabels, make_task
+
+from .spec import TaskSet
+from .specio import SpecError
+
+
+def file_positions(path: str, targets: TaskSet) -> dict[int, tuple[int, int]]:
+    """Target index -> (key in the split file, number of its splits)."""
+    try:
+        splits = read_splits(path)
+    except SplitError as e:
+        raise SpecError(f"splits.file: {e}") from None
+    if set(splits) == {NO_TARGET}:
+        if len(targets.indices) != 1:
+            raise SpecError(f"splits.file: {path} holds one split with no target; name exactly one target "
+                            "in splits.targets")
+        return {targets.indices[0]: (NO_TARGET, 1)}
+    missing = [t for t in targets.indices if t not in splits]
+    if missing:
+        raise SpecError(f"splits.file: {path} has no splits for target {missing[0]}; it holds targets "
+                        f"{sorted(splits)}")
+    return {t: (t, len(splits[t])) for t in targets.indices}
+
+
+def build_split(trial, dataset: ImageDataset, local: Callable[[str | None], str | None] = lambda p: p
+                ) -> tuple[TrainTestSplit, TaskLabels]:
+    """The split and target labels of `trial` (a SplitTrialSpec); `local` maps the driver's file
+    paths to this process's copies. Raises TaskError or SplitError."""
+    target = make_task(trial.target_kind, trial.target, dataset, local(trial.target_source), 2)
+    n = len(dataset.train_y)
+    if trial.split_kind == "half":
+        split = random_half_split(n, seed=trial.split_index)
+    elif trial.file_key is not None:
+        split = read_splits(local(trial.file), n)[trial.file_key][trial.split_index]
+    else:
+        rule = make_task(trial.rule_kind, trial.split_index, dataset, local(trial.rule_source), 2)
+        split = adversarial_split(target.train, rule.train)
+    if trial.split_kind == "random":
+        split = random_split_like(split, n, seed=trial.split_index)
+    return check_split(split, n, f"split {trial.group}-{trial.split_index} of target {trial.target_name}"), target
+
+
+def check_splits(spec, origin: str):
+    """`spec` (a SplitSweepSpec) if every split it trains on can be built; else a SpecError."""
+    try:
+        dataset = load_dataset(spec.dataset.name, spec.dataset.root, spec.dataset.download)
+    except DatasetError as e:
+        raise SpecError(f"{origin}: dataset: {e}") from None
+    try:
+        trials = spec.trials()
+    except SpecError as e:
+        raise SpecError(f"{origin}: {e}") from None
+    seen = set()
+    for trial in trials:
+        split_id = dataclasses.replace(trial, labels="", seed=0, protocol=spec.protocols[0], varying=())
+        if split_id in seen:
+            continue
+        seen.add(split_id)
+        try:
+            build_split(trial, dataset)
+        except (TaskError, SplitError, ValueError) as e:
+            raise SpecError(f"{origin}: splits: {e}") from None
+    return spec

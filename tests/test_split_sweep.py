@@ -1,0 +1,125 @@
+"""Split sweeps through the CLI with the real Ray and MLflow: adversarial and random splits side by side."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from mlflow.tracking import MlflowClient
+
+from orchestrator.cli import load_any
+from orchestrator.specio import SpecError
+from sweep_helpers import child_runs, cli
+from trainables.discovery import write_table
+from trainables.splits import TrainTestSplit
+from trainables.splits.files import write_single_split, write_splits
+
+N_TRAIN = 300  # the tiny dataset: 10 classes x 30 training images
+
+
+def split_spec(tmp_path, data, name="adv", **splits) -> str:
+    spec = {"name": name, "dataset": {"name": "imagefolder", "root": str(data)},
+            "protocol": {"arch": "mlp", "width": 0.125, "epochs": 2, "batch_size": 64, "compile": "off"},
+            "splits": {"targets": {"kind": "real", "indices": [0, 5]}, "half": 1, **splits},
+            "seeds": [0], "resources": {"cpus": 1}, "concurrency": 2,
+            "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "output_dir": str(tmp_path / "runs")}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def rule_table(tmp_path) -> str:
+    """Two 'discovered' tasks: colour-like rules that cut across the real tasks' classes."""
+    classes = np.arange(N_TRAIN) // 30
+    labels = np.stack([(classes % 2 == 0), (classes >= 3) & (classes < 8)], axis=1).astype(np.int64)
+    return str(write_table(labels, tmp_path / "rules.parquet"))
+
+
+def test_cli_trains_adversarial_and_random_splits(tmp_path, tiny_dataset_tar, ray_address):
+    path = split_spec(tmp_path, tiny_dataset_tar, rules={"discovered": {"path": rule_table(tmp_path),
+                                                                        "indices": "0-1"}}, networks=2)
+    out = cli("sweep", path, cwd=tmp_path, address=ray_address)
+    assert out.returncode == 0, out.stderr[-3000:]
+    # 2 targets x (2 adversarial + 2 random of the same sizes + 1 half) = 10 trials
+    assert out.stdout.count("] adv__") == 10 and "adversarial" in out.stdout and "half" in out.stdout
+
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "adv" / "split_table.csv")))
+    assert len(rows) == 10
+    by_kind = {}
+    for r in rows:
+        by_kind.setdefault((r["target"], r["split_index"], r["group"]), r)
+    for target in ("real-0", "real-5"):
+        for i in ("0", "1"):
+            adv, rnd = by_kind[(target, i, "adversarial")], by_kind[(target, i, "random")]
+            assert (adv["train_size"], adv["test_size"]) == (rnd["train_size"], rnd["test_size"])
+            assert int(adv["train_size"]) + int(adv["test_size"]) == N_TRAIN
+        assert by_kind[(target, "0", "half")]["test_size"] == "150"
+    assert all(0 <= float(r["test_acc"]) <= 1 and 0 <= float(r["agreement"]) <= 1 for r in rows)
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parents, children = child_runs(uri, "adv")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(children) == 10
+    client = MlflowClient(tracking_uri=uri)
+    assert {"split_table.csv", "split_results.parquet", "split_accuracy_target.png", "spec.yaml"} <= {
+        a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert "splits/target/adversarial/mean_test_acc" in parents[0].data.metrics
+    assert "splits/target/real-0/random/mean_test_acc" in parents[0].data.metrics
+    run = next(c for c in children if c.info.run_name == "adv__real-5__adversarial-1__seed0")
+    assert {"eval/acc_0", "eval/agreement", "split/train_size", "train/acc_1"} <= set(run.data.metrics)
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == [f"{run.data.params['key']}.png"]
+
+    results = cli("results", str(tmp_path / "runs" / "adv"), cwd=tmp_path)
+    assert results.returncode == 0 and "adversarial" in results.stdout and "test acc" in results.stdout
+    again = cli("sweep", path, cwd=tmp_path, address=ray_address)
+    assert again.returncode == 0 and "10 already recorded, 0 to run" in again.stdout
+
+
+def test_cli_trains_on_split_files_10_way(tmp_path, tiny_dataset_tar, ray_address):
+    g = torch.Generator().manual_seed(0)
+    perm = torch.randperm(N_TRAIN, generator=g)
+    file = write_splits(tmp_path / "cifar_splits.torch", {5: [TrainTestSplit(perm[:200], perm[200:])]})
+    path = split_spec(tmp_path, tiny_dataset_tar, name="files", file=str(file), random=False, half=0,
+                      labels=["classes"], targets={"kind": "real", "indices": [5]})
+    out = cli("sweep", path, cwd=tmp_path, address=ray_address)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "files__real-5__file-0__10way__seed0" in out.stdout and "train 200 / test 100" in out.stdout
+
+
+def _bad(tmp_path, data, **splits) -> str:
+    return split_spec(tmp_path, data, name=f"bad{len(list(tmp_path.glob('bad*.yaml')))}", **splits)
+
+
+def test_bad_split_specs_fail_before_anything_is_written(tmp_path, tiny_dataset_tar):
+    table = rule_table(tmp_path)
+    five = np.tile(np.arange(5), N_TRAIN // 5)[:, None]
+    write_table(five, tmp_path / "five.parquet")
+    write_table(np.zeros((100, 1), dtype=np.int64), tmp_path / "short.parquet")
+    write_single_split(tmp_path / "range.torch", TrainTestSplit(torch.arange(10), torch.tensor([5000])))
+    write_single_split(tmp_path / "overlap.torch", TrainTestSplit(torch.arange(10), torch.arange(5, 20)))
+    torch.save({"x": 1}, tmp_path / "layout.torch")
+    cases = {
+        "range.torch": _bad(tmp_path, tiny_dataset_tar, file=str(tmp_path / "range.torch"),
+                            targets={"kind": "real", "indices": [0]}),
+        "in both train and test": _bad(tmp_path, tiny_dataset_tar, file=str(tmp_path / "overlap.torch"),
+                                       targets={"kind": "real", "indices": [0]}),
+        "not a target task index": _bad(tmp_path, tiny_dataset_tar, file=str(tmp_path / "layout.torch")),
+        "one split with no target": _bad(tmp_path, tiny_dataset_tar, file=str(tmp_path / "overlap.torch")),
+        "outside 0..1": _bad(tmp_path, tiny_dataset_tar, rules={"table": {"path": str(tmp_path / "five.parquet"),
+                                                                          "indices": [0]}}),
+        "has 100 rows": _bad(tmp_path, tiny_dataset_tar, rules={"discovered": {"path": str(tmp_path / "short.parquet"),
+                                                                                "indices": [0]}}),
+        "not binary": _bad(tmp_path, tiny_dataset_tar, targets={"kind": "real10", "indices": [0]},
+                           rules={"discovered": {"path": table, "indices": [0]}}),
+        "either rules": _bad(tmp_path, tiny_dataset_tar),
+        "splits.labels": _bad(tmp_path, tiny_dataset_tar, labels=["ten"], rules={"random": [0]}),
+    }
+    for message, path in cases.items():
+        with pytest.raises(SpecError, match=message) as e:
+            load_any(path, [])
+        assert "\n" not in str(e.value)
+    for message in ("range.torch", "outside 0..1"):  # the CLI path: one line, exit 2
+        out = cli("sweep", cases[message], cwd=tmp_path)
+        assert out.returncode == 2 and message in out.stderr and out.stderr.count("\n") == 1, out.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
