@@ -95,8 +95,13 @@ def _validate(args) -> int:
         validate_cluster(args.file)
         print(f"{args.file}: valid Ray cluster config")
         return 0
+    from .discovery_spec import DiscoverySpec
     spec = load_any(args.file, args.set)
-    print(f"{args.file}: valid spec {spec.name!r}: {len(spec.trials())} trials")
+    then = ""
+    if isinstance(spec, DiscoverySpec):
+        then = " (discovery), then " + (" and ".join(f"the {k} sweep" for k in ("score", "splits")
+                                                    if getattr(spec, k) is not None) or "nothing more")
+    print(f"{args.file}: valid spec {spec.name!r}: {len(spec.trials())} trials{then}")
     return 0
 
 

@@ -21,7 +21,9 @@ def discovery_spec(tmp_path, data):
             "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "output_dir": str(tmp_path / "runs"),
             "score": {"protocol": {"arch": "mlp", "width": 0.125, "epochs": 2, "batch_size": 64, "holdout": 60,
                                    "compile": "off"},
-                      "tasks": [0, 1], "untrained": True, "baselines": {"random": "0-1"}}}
+                      "tasks": [0, 1], "untrained": True, "baselines": {"random": "0-1"}},
+            "splits": {"targets": {"kind": "real", "indices": [0]}, "rules": [0], "random": True, "half": 0,
+                       "protocol": {"arch": "mlp", "width": 0.125, "epochs": 1, "batch_size": 64, "compile": "off"}}}
     path = tmp_path / "disc.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -42,7 +44,7 @@ def test_discover_then_score(tmp_path, tiny_dataset_tar, ray_address):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parents, children = child_runs(uri, "disc")
-    assert sorted(p.info.run_name for p in parents) == ["disc", "disc-score"]
+    assert sorted(p.info.run_name for p in parents) == ["disc", "disc-score", "disc-splits"]
     discover_runs = [c for c in children if "__discover__" in c.info.run_name]
     assert sorted(c.info.run_name for c in discover_runs) == [
         "disc__discover__seed0__uniformity_coef-25.0", "disc__discover__seed0__uniformity_coef-5.0"]
@@ -60,9 +62,16 @@ def test_discover_then_score(tmp_path, tiny_dataset_tar, ray_address):
     assert len(scored) == 2 * 2 * 2 + 2
     assert "discovered_uniformity_coef-5.0" in out.stdout  # the summary names every task set
 
+    # The split sweep: real task 0 split by task 0 of each encoder, next to a random split of the same sizes.
+    split_rows = pq.read_table(tmp_path / "runs" / "disc-splits" / "split_results.parquet").to_pylist()
+    assert sorted(r["group"] for r in split_rows) == [
+        "adversarial_discovered_uniformity_coef-25.0", "adversarial_discovered_uniformity_coef-5.0",
+        "random_discovered_uniformity_coef-25.0", "random_discovered_uniformity_coef-5.0"]
+    assert {r["rule_source"] for r in split_rows} == {r["table"] for r in rows}
+
     again = cli("sweep", str(path), cwd=tmp_path, address=ray_address)
     assert again.returncode == 0 and "2 already recorded, 0 to run" in again.stdout
-    assert "10 already recorded, 0 to run" in again.stdout
+    assert "10 already recorded, 0 to run" in again.stdout and "4 already recorded, 0 to run" in again.stdout
 
 
 def test_shipped_discovery_specs_are_papers_and_cpu_sized():
@@ -76,3 +85,14 @@ def test_shipped_discovery_specs_are_papers_and_cpu_sized():
     assert cpu.resources.gpus == 0 and cpu.score is not None
     grid = load_any(REPO / "specs" / "discovery-grid.yaml", [])
     assert len(grid.trials()) > 1
+
+
+def test_shipped_adversarial_specs_follow_the_paper():
+    paper = load_any(REPO / "specs" / "adversarial-paper.yaml", [])
+    plan, follow = paper.splits.plan, paper.splits
+    assert plan.targets.indices == (0, 11, 18, 27, 31, 38, 40) and follow.rules == tuple(range(8))
+    p = follow.protocols[0]
+    assert (p.arch, p.optimizer, p.lr, p.batch_size, p.epochs) == ("resnet18", "adam", 1e-3, 512, 100)
+    assert set(plan.labels) == {"target", "classes"} and paper.resources.gpus > 0
+    cpu = load_any(REPO / "specs" / "adversarial-cpu.yaml", [])
+    assert cpu.resources.gpus == 0 and len(cpu.splits.plan.targets.indices) >= 3
