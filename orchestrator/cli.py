@@ -21,12 +21,14 @@ def load_any(path, overrides):
     from .discovery_spec import is_discovery, load_discovery_spec
     from .spec import load_spec
     from .specio import read_yaml
+    from .randnet_spec import is_randnet, load_randnet_spec
     from .split_spec import is_split, load_split_spec
     data = read_yaml(path)
     if is_cluster(data):
         raise SpecError(f"{path} is a Ray cluster config, not a spec: start it with `ray up {path}`, "
                         f"check it with `taskdisc validate {path}`")
-    loader = load_discovery_spec if is_discovery(data) else load_split_spec if is_split(data) else load_spec
+    loader = (load_discovery_spec if is_discovery(data) else load_randnet_spec if is_randnet(data)
+              else load_split_spec if is_split(data) else load_spec)
     return loader(path, overrides)
 
 
@@ -49,10 +51,13 @@ def _sweep(args) -> int:
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         # Ray reads this when imported: a machine-local Ray then binds to loopback only.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    from .launch import run_any, run_discovery
-    if isinstance(spec, DiscoverySpec):
-        found, sweeps = run_discovery(spec, address=args.address)
-        print(f"{len(found)}/{len(spec.trials())} encoders trained; task tables under {spec.sweep_dir / 'discovered'}")
+    from .launch import run_any, run_discovery, run_randnet
+    from .randnet_spec import RandomNetSpec
+    if isinstance(spec, (DiscoverySpec, RandomNetSpec)):
+        discovery = isinstance(spec, DiscoverySpec)
+        found, sweeps = (run_discovery if discovery else run_randnet)(spec, address=args.address)
+        what, where = ("encoders trained; task tables", "discovered") if discovery else ("images scored; splits", "randnet")
+        print(f"{len(found)}/{len(spec.trials())} {what} under {spec.sweep_dir / where}")
         if len(found) < len(spec.trials()):
             return 1
     else:
@@ -95,12 +100,11 @@ def _validate(args) -> int:
         validate_cluster(args.file)
         print(f"{args.file}: valid Ray cluster config")
         return 0
-    from .discovery_spec import DiscoverySpec
     spec = load_any(args.file, args.set)
     then = ""
-    if isinstance(spec, DiscoverySpec):
-        then = " (discovery), then " + (" and ".join(f"the {k} sweep" for k in ("score", "splits")
-                                                    if getattr(spec, k) is not None) or "nothing more")
+    if hasattr(spec, "follow_ups"):  # trials that export tasks or splits, then sweeps over them
+        then = ", then " + (" and ".join(f"the {k} sweep" for k in ("score", "splits")
+                                         if getattr(spec, k, None) is not None) or "nothing more")
     print(f"{args.file}: valid spec {spec.name!r}: {len(spec.trials())} trials{then}")
     return 0
 
@@ -109,13 +113,16 @@ def _fields(args) -> int:
     from trainables.config import describe
     from trainables.discovery import DiscoveryConfig
     from trainables.protocol import Protocol
-    from .discovery_spec import DiscoverySpec, ScoreSpec, SplitFollowUp
+    from trainables.splits import RandomNetConfig
+    from .discovery_spec import DiscoverySpec, ScoreSpec
+    from .randnet_spec import RandomNetSpec
     from .spec import DatasetSpec, Resources, SweepSpec, TaskSet, Tracking
-    from .split_spec import SplitPlan, SplitSweepSpec
+    from .split_spec import SplitFollowUp, SplitPlan, SplitSweepSpec
     sections = {"sweep": SweepSpec, "dataset": DatasetSpec, "protocol": Protocol, "tasks.<set>": TaskSet,
                 "resources": Resources, "tracking": Tracking, "discovery spec": DiscoverySpec,
                 "discovery": DiscoveryConfig, "score": ScoreSpec, "split spec": SplitSweepSpec,
-                "splits": SplitPlan, "discovery splits": SplitFollowUp}
+                "splits": SplitPlan, "follow-up splits": SplitFollowUp, "randnet spec": RandomNetSpec,
+                "randnet": RandomNetConfig}
     for title, cls in sections.items():
         if args.section in (None, title):
             print(f"{title}:")

@@ -20,7 +20,7 @@ from trainables.discovery import DiscoveryConfig
 
 from .spec import (DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_grid, task_sets,
                    checked_data, grid, grid_of, parse_indices, resolve_paths, task_sets_data)
-from .split_spec import SplitPlan, SplitSweepSpec, split_plan, split_spec_data
+from .split_spec import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
 from .specio import SpecError, apply_override, build, read_yaml, to_plain
 
 TABLE, UNTRAINED, CSV, ENCODER = "tasks.parquet", "untrained.parquet", "discovered.csv", "encoder.pt"
@@ -33,14 +33,6 @@ class ScoreSpec:
     tasks: tuple[int, ...] | None = param(None, "which discovered tasks to score; null = all hyperplanes")
     untrained: bool = param(True, "also score each encoder's tasks before training (step 0)")
     baselines: tuple = param((), "task sets scored alongside, e.g. {random: 0-7, real: 0-7}")
-
-
-@dataclass(frozen=True)
-class SplitFollowUp:
-    protocols: tuple = param((), "training protocol grid points for the splits (from `protocol:`)")
-    seeds: tuple[int, ...] = param((0,), "training seeds per split")
-    rules: tuple[int, ...] | None = param(None, "which discovered tasks build adversarial splits; null = all")
-    plan: SplitPlan = param(SplitPlan(), "targets, baselines, labels and networks (the split spec's `splits:`)")
 
 
 @dataclass(frozen=True)
@@ -78,10 +70,7 @@ class DiscoverySpec(SweepBase):
         rules = tuple(TaskSet(f"discovered{r['label'] and '_' + r['label']}", "discovered",
                               follow.rules or tuple(range(r["n_tasks"])), r["table"], 2)
                       for r in sorted(rows, key=lambda r: r["run_name"]))
-        return SplitSweepSpec(name=f"{self.name}-splits", dataset=self.dataset, protocols=follow.protocols,
-                              splits=dataclasses.replace(follow.plan, rules=rules), seeds=follow.seeds,
-                              resources=self.resources, concurrency=self.concurrency,
-                              max_failures=self.max_failures, tracking=self.tracking, output_dir=self.output_dir)
+        return follow.sweep(self, f"{self.name}-splits", dataclasses.replace(follow.plan, rules=rules))
 
     def follow_ups(self, rows: list[dict]) -> list:
         """The sweeps that run on what the encoders found: scoring, then splits."""
@@ -146,28 +135,11 @@ def _score(raw, origin: str) -> ScoreSpec | None:
                  baselines=baselines)
 
 
-def _splits(raw, origin: str) -> SplitFollowUp | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{origin}: splits must be a mapping with targets, rules, protocol and seeds")
-    raw = dict(raw)
-    rules = raw.pop("rules", None)
-    rules = None if rules is None else parse_indices(rules, "splits.rules", origin)
-    protocols = protocol_grid(raw.pop("protocol", None), origin)
-    seeds = raw.pop("seeds", [0])
-    if not isinstance(seeds, list) or len(set(map(str, seeds))) != len(seeds) or any(
-            not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in seeds):
-        raise SpecError(f"{origin}: splits.seeds={seeds!r} is invalid: list distinct non-negative integers")
-    plan = split_plan(raw, origin, rules_given=True)
-    return build(SplitFollowUp, {"seeds": seeds}, "splits", origin, protocols=protocols, rules=rules, plan=plan)
-
-
 def parse_discovery_spec(data: dict, origin: str) -> DiscoverySpec:
     data = dict(data)
     configs = _configs(data.pop("discovery"), origin)
     score = _score(data.pop("score", None), origin)
-    splits = _splits(data.pop("splits", None), origin)
+    splits = split_follow_up(data.pop("splits", None), origin, given=("rules",))
     spec = build(DiscoverySpec, data, "", origin, shown=("discovery", "score", "splits"), configs=configs,
                  score=score, splits=splits)
     n_tasks = min(c.n_linear_tasks for c in configs)
@@ -188,11 +160,7 @@ def discovery_spec_data(spec: DiscoverySpec) -> dict:
                          "tasks": list(spec.score.tasks) if spec.score.tasks else None,
                          "untrained": spec.score.untrained, "baselines": task_sets_data(spec.score.baselines)}
     if spec.splits is not None:
-        follow = spec.splits
-        plan = split_spec_data(SplitSweepSpec(protocols=follow.protocols, splits=follow.plan))
-        data["splits"] = {**plan["splits"], "protocol": plan["protocol"], "seeds": list(follow.seeds),
-                          "rules": list(follow.rules) if follow.rules else None}
-        data["splits"].pop("file")
+        data["splits"] = follow_up_data(spec.splits)
     return data
 
 

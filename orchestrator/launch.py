@@ -1,15 +1,16 @@
 """Run a sweep end to end: skip what the record holds, fit the rest under Tune, publish results.
 
-Agreement sweeps score tasks; discovery sweeps train encoders and, when their spec says so,
-score the discovered tasks next to baselines in a follow-up agreement sweep.
+Agreement sweeps score tasks and split sweeps train on splits; discovery and random-network sweeps
+export tasks and splits and, when their spec says so, run follow-up agreement or split sweeps on them.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from .discovery_spec import DiscoverySpec, discovery_spec_data, plain_discovery_spec
+from .randnet_spec import RandomNetSpec, plain_randnet_spec, randnet_spec_data
 from .record import Record
-from .results import finish_discovery, finish_sweep
+from .results import finish_exports, finish_sweep
 from .spec import SweepSpec, plain_spec, spec_data
 from .split_results import finish_splits
 from .split_spec import SplitSweepSpec, plain_split_spec, split_spec_data
@@ -50,12 +51,23 @@ def run_discovery(spec: DiscoverySpec, address: str | None = None, callbacks: li
                   ) -> tuple[list[dict], list[tuple]]:
     """Run the discovery trials not yet recorded, then the follow-up sweeps on what they found
     (`score:`, `splits:`); returns (discovery rows, [(follow-up spec, its rows), ...])."""
-    sweep_dir, record, tracker, parent_id = open_sweep(spec, plain_discovery_spec(spec),
-                                                       flatten(discovery_spec_data(spec)))
+    return _run_then("discovery", spec, plain_discovery_spec(spec), discovery_spec_data(spec), address, callbacks)
+
+
+def run_randnet(spec: RandomNetSpec, address: str | None = None, callbacks: list | None = None
+                ) -> tuple[list[dict], list[tuple]]:
+    """Score the images with each random network not yet recorded and export its split, then train
+    on the splits (`splits:`); returns (randnet rows, [(follow-up spec, its rows), ...])."""
+    return _run_then("randnet", spec, plain_randnet_spec(spec), randnet_spec_data(spec), address, callbacks)
+
+
+def _run_then(adapter: str, spec, text: str, data: dict, address, callbacks) -> tuple[list[dict], list[tuple]]:
+    """Trials that export files (one row each, written to `<name>.parquet`), then `spec.follow_ups`."""
+    sweep_dir, record, tracker, parent_id = open_sweep(spec, text, flatten(data))
     trials = spec.trials()
-    rows = _run_missing("discovery", spec, trials, sweep_dir, record, tracker, parent_id, address, callbacks)
+    rows = _run_missing(adapter, spec, trials, sweep_dir, record, tracker, parent_id, address, callbacks)
     complete = len(rows) == len(trials)
-    finish_discovery(spec, rows, tracker, parent_id, complete)
+    finish_exports(spec, adapter, rows, tracker, parent_id, complete)
     if not complete:
         return rows, []
     return rows, [(follow, run_any(follow, address, callbacks)) for follow in spec.follow_ups(rows)]

@@ -57,10 +57,11 @@ def finish_sweep(spec: SweepSpec, rows: list[dict], tracker: Tracker, parent_id:
     tracker.finish(parent_id, failed=not complete)
 
 
-def finish_discovery(spec, rows: list[dict], tracker: Tracker, parent_id: str, complete: bool) -> None:
-    """Write discovery.parquet (one row per encoder: config, final losses, export paths) onto the parent run."""
+def finish_exports(spec, kind: str, rows: list[dict], tracker: Tracker, parent_id: str, complete: bool) -> None:
+    """Write `<kind>.parquet` (one row per exporting trial, e.g. per discovery encoder: config, final
+    losses, export paths) onto the parent run."""
     if rows:
-        path = Path(spec.sweep_dir) / "discovery.parquet"
+        path = Path(spec.sweep_dir) / f"{kind}.parquet"
         pq.write_table(pa.Table.from_pylist(rows), path)
         tracker.log_artifacts(parent_id, [path])
     tracker.finish(parent_id, failed=not complete)

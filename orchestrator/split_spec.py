@@ -19,7 +19,8 @@ from trainables.config import param
 from trainables.protocol import Protocol
 from trainables.splits.training import LABELS
 
-from .spec import DatasetSpec, SweepBase, TaskSet, checked_data, grid_of, protocol_grid, resolve_paths, task_sets
+from .spec import (DatasetSpec, SweepBase, TaskSet, checked_data, grid_of, parse_indices, protocol_grid,
+                   resolve_paths, task_sets)
 from .specio import SpecError, apply_override, build, read_yaml, to_plain
 
 # Targets and rules must be binary tasks; these kinds are not (or not always).
@@ -161,14 +162,18 @@ def _binary(sets: tuple[TaskSet, ...], key: str, origin: str) -> None:
                             "splits need binary tasks (real, discovered, table, classes)")
 
 
-def split_plan(raw, origin: str, rules_given: bool = False) -> SplitPlan:
-    """The `splits:` section; `rules_given`: the rules come from elsewhere (a discovery spec's encoders)."""
+def split_plan(raw, origin: str, given: tuple[str, ...] = ()) -> SplitPlan:
+    """The `splits:` section; `given` names the parts that come from elsewhere ("rules": a discovery
+    spec's encoders; "targets" too: a random-network split's)."""
     if not isinstance(raw, dict):
         raise SpecError(f"{origin}: splits must be a mapping with targets and rules (or file)")
     raw = dict(raw)
-    if "targets" not in raw:
+    for part in given:
+        if part in raw:
+            raise SpecError(f"{origin}: splits.{part} is set by the runs before the splits; remove it")
+    if "targets" not in raw and "targets" not in given:
         raise SpecError(f"{origin}: splits needs targets, e.g. targets: {{kind: real, indices: [0, 11, 18]}}")
-    targets = _one_set(raw.pop("targets"), "splits.targets", origin)
+    targets = _one_set(raw.pop("targets"), "splits.targets", origin) if "targets" in raw else TaskSet()
     rules = task_sets(raw.pop("rules"), origin) if raw.get("rules") else ()
     raw.pop("rules", None)
     labels = raw.get("labels", ["target"])
@@ -179,12 +184,53 @@ def split_plan(raw, origin: str, rules_given: bool = False) -> SplitPlan:
     if bad or not plan.labels:
         raise SpecError(f"{origin}: splits.labels={list(plan.labels)!r} is invalid: list one or more of "
                         f"{', '.join(LABELS)}")
-    if rules_given and plan.file:
-        raise SpecError(f"{origin}: splits.file cannot be used after discovery; the discovered tasks build the splits")
-    if not rules_given and bool(rules) == bool(plan.file):
+    if given and plan.file:
+        raise SpecError(f"{origin}: splits.file cannot be used here: the runs before the splits build them")
+    if not given and bool(rules) == bool(plan.file):
         raise SpecError(f"{origin}: splits needs either rules (tasks to split by) or file (precomputed splits), "
                         "not " + ("both" if rules else "neither"))
     return plan
+
+
+@dataclass(frozen=True)
+class SplitFollowUp:
+    """A `splits:` section after runs that make the splitting tasks (discovery, a random network)."""
+    protocols: tuple = param((), "training protocol grid points for the splits (from `protocol:`)")
+    seeds: tuple[int, ...] = param((0,), "training seeds per split")
+    rules: tuple[int, ...] | None = param(None, "which of the found tasks build adversarial splits; null = all")
+    plan: SplitPlan = param(SplitPlan(), "targets, baselines, labels and networks (as a split spec's `splits:`)")
+
+    def sweep(self, parent, name: str, plan: SplitPlan) -> SplitSweepSpec:
+        """The split sweep of `plan`, run with `parent`'s data, resources and tracking."""
+        return SplitSweepSpec(name=name, dataset=parent.dataset, protocols=self.protocols, splits=plan,
+                              seeds=self.seeds, resources=parent.resources, concurrency=parent.concurrency,
+                              max_failures=parent.max_failures, tracking=parent.tracking,
+                              output_dir=parent.output_dir)
+
+
+def split_follow_up(raw, origin: str, given: tuple[str, ...]) -> SplitFollowUp | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{origin}: splits must be a mapping with protocol, seeds and what to split")
+    raw = dict(raw)
+    rules = raw.pop("rules", None) if "rules" in given else None
+    rules = None if rules is None else parse_indices(rules, "splits.rules", origin)
+    protocols = protocol_grid(raw.pop("protocol", None), origin)
+    seeds = raw.pop("seeds", [0])
+    if not isinstance(seeds, list) or len(set(map(str, seeds))) != len(seeds) or any(
+            not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in seeds):
+        raise SpecError(f"{origin}: splits.seeds={seeds!r} is invalid: list distinct non-negative integers")
+    plan = split_plan(raw, origin, given)
+    return build(SplitFollowUp, {"seeds": seeds}, "splits", origin, protocols=protocols, rules=rules, plan=plan)
+
+
+def follow_up_data(follow: SplitFollowUp) -> dict:
+    plan = split_spec_data(SplitSweepSpec(protocols=follow.protocols, splits=follow.plan))
+    out = {**plan["splits"], "protocol": plan["protocol"], "seeds": list(follow.seeds),
+           "rules": list(follow.rules) if follow.rules else None}
+    out.pop("file")
+    return out
 
 
 def parse_split_spec(data: dict, origin: str) -> SplitSweepSpec:

@@ -14,7 +14,7 @@ from orchestrator.specio import SpecError
 from sweep_helpers import child_runs, cli
 from trainables.discovery import write_table
 from trainables.splits import TrainTestSplit
-from trainables.splits.files import write_single_split, write_splits
+from trainables.splits.files import NO_TARGET, read_splits, write_single_split, write_splits
 
 N_TRAIN = 300  # the tiny dataset: 10 classes x 30 training images
 
@@ -123,3 +123,30 @@ def test_bad_split_specs_fail_before_anything_is_written(tmp_path, tiny_dataset_
         out = cli("sweep", cases[message], cwd=tmp_path)
         assert out.returncode == 2 and message in out.stderr and out.stderr.count("\n") == 1, out.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_cli_random_network_split_then_training(tmp_path, tiny_dataset_tar, ray_address):
+    spec = {"name": "rn", "dataset": {"name": "imagefolder", "root": str(tiny_dataset_tar)},
+            "randnet": {"arch": "resnet18", "width": 0.125, "image_size": None, "batch_size": 64,
+                        "batches_per_step": 2, "decode_threads": 1},
+            "splits": {"half": 1, "networks": 1, "seeds": [0],
+                       "protocol": {"arch": "mlp", "width": 0.125, "epochs": 1, "batch_size": 64, "compile": "off"}},
+            "resources": {"cpus": 1}, "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+            "output_dir": str(tmp_path / "runs")}
+    path = tmp_path / "rn.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = cli("sweep", str(path), cwd=tmp_path, address=ray_address)
+    assert out.returncode == 0, out.stderr[-3000:]
+    export = next((tmp_path / "runs" / "rn" / "randnet").iterdir())
+    split = read_splits(export / "adv-split.torch", n_images=N_TRAIN)[NO_TARGET][0]
+    assert split.sizes == (150, 150)  # half of every class in train, and half of the classes flipped
+    assert len(np.load(export / "target.npy")[0]) == 5
+    partition = (export / "partition.csv").read_text().splitlines()
+    assert partition[0] == "image_id,partition" and len(partition) == N_TRAIN + 1
+    assert partition[1].startswith("train/class0/0000.png,")
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "rn-splits" / "split_table.csv")))
+    assert sorted(r["group"] for r in rows) == ["adversarial", "half", "random"]
+    adv = next(r for r in rows if r["group"] == "adversarial")
+    assert (adv["target"], adv["train_size"], adv["test_size"]) == ("classes-0", "150", "150")
+    _, children = child_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "rn")
+    assert "rn__randnet__seed0" in {c.info.run_name for c in children}

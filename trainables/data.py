@@ -49,7 +49,7 @@ def _from_arrays(name: str, a: Arrays, mean=None, std=None) -> ImageDataset:
                         torch.from_numpy(a.test_y), a.classes, tuple(mean), tuple(std))
 
 
-def _is_image_tree(path: Path) -> bool:
+def is_image_tree(path: Path) -> bool:
     """Looks like an ImageFolder tree (a train/ folder) or its tarball; reading checks the rest."""
     return is_tarball(path) or (path / "train").is_dir()
 
@@ -88,7 +88,7 @@ def load_cifar10(root: str | None = None, download: bool = True) -> ImageDataset
     downloaded on first use.
     """
     path = _cifar10_path(root)
-    if _is_image_tree(path):
+    if is_image_tree(path):
         arrays = _read_folder_or_tar(path, "cifar10")
     elif _torchvision_dir(path).is_dir():
         arrays = cached(_torchvision_dir(path), "cifar10-torchvision", lambda p: read_torchvision_cifar10(p.parent))
@@ -107,7 +107,7 @@ def cifar10_identity(root: str | None = None, download: bool = True) -> str:
     # torchvision's files are the official ones (torchvision checks their md5); other copies
     # (e.g. the JPEG tarball, in another image order) are told apart by content.
     path = _cifar10_path(root)
-    if _is_image_tree(path):
+    if is_image_tree(path):
         return f"cifar10:{content_key(path)[:16]}"
     if _torchvision_dir(path).is_dir() or (download and _downloadable(path)):
         return "cifar10:official"
@@ -115,7 +115,7 @@ def cifar10_identity(root: str | None = None, download: bool = True) -> str:
 
 
 def folder_identity(root: str | None = None, download: bool = False) -> str:
-    if not root or not _is_image_tree(Path(root)):
+    if not root or not is_image_tree(Path(root)):
         raise DatasetError(f"imagefolder: no dataset at {root} (looked for a .tar.gz or train/ and test/ "
                            "folders); set dataset.root to an ImageFolder tree or its tarball")
     return f"imagefolder:{content_key(Path(root))[:16]}"

@@ -1,0 +1,123 @@
+"""The random-network split spec: score an image tree with random networks, then train on the splits.
+
+`randnet:` holds RandomNetConfig fields (a list sweeps a grid: e.g. several net_seed). Each grid
+point is one trial that streams the training images of `dataset.root` (an ImageFolder tree or its
+tarball, of any size) and exports its split: the authors' single-split file, a Parquet split table,
+a CelebA-style partition CSV, the target's classes and the splitting task as a task table.
+`splits:` (optional) trains on each exported split next to its random baselines.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from trainables.config import param
+from trainables.data import is_image_tree
+from trainables.splits import RandomNetConfig
+
+from .spec import DatasetSpec, SweepBase, TaskSet, checked_data, grid, grid_of, resolve_paths
+from .specio import SpecError, apply_override, build, read_yaml, to_plain
+from .split_spec import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
+
+SPLIT, TABLE, PARTITION, TARGET, RULE = "adv-split.torch", "split.parquet", "partition.csv", "target.npy", "rule.parquet"
+
+
+@dataclass(frozen=True)
+class RandomNetSpec(SweepBase):
+    configs: tuple = param((), "random-network config grid points (from `randnet:`)")
+    splits: SplitFollowUp | None = param(None, "train on each exported split afterwards (null = do not)")
+
+    def trials(self) -> list["RandnetTrialSpec"]:
+        varying = tuple(f.name for f in dataclasses.fields(RandomNetConfig)
+                        if len({getattr(c, f.name) for c in self.configs}) > 1)
+        return [RandnetTrialSpec(self.name, self.dataset, self.data_id, c, varying, str(self.sweep_dir))
+                for c in self.configs]
+
+    def follow_ups(self, rows: list[dict]) -> list[SplitSweepSpec]:
+        """One split sweep per scored config: its target (a half of the classes) split by its rule."""
+        if self.splits is None:
+            return []
+        out = []
+        for r in sorted(rows, key=lambda r: r["run_name"]):
+            plan = dataclasses.replace(self.splits.plan, targets=TaskSet("target", "classes", (0,), r["target"], 2),
+                                       rules=(TaskSet("randnet", "table", (0,), r["rule"], 2),))
+            out.append(self.splits.sweep(self, f"{self.name}-splits" + (f"-{r['label']}" if r["label"] else ""), plan))
+        return out
+
+
+@dataclass(frozen=True)
+class RandnetTrialSpec:
+    spec: str
+    dataset: DatasetSpec
+    data_id: str
+    config: RandomNetConfig
+    varying: tuple[str, ...]
+    sweep_dir: str
+
+    @property
+    def key(self) -> str:
+        data = {"config": to_plain(self.config), "dataset": self.data_id}
+        return "randnet__" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def label(self) -> str:
+        return "_".join(f"{k}-{getattr(self.config, k)}" for k in self.varying)
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.spec}__randnet__seed{self.config.net_seed}" + (f"__{self.label}" if self.label else "")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.sweep_dir) / "randnet" / self.key
+
+    def to_config(self) -> dict:
+        return to_plain(self)
+
+    @classmethod
+    def from_config(cls, c: dict) -> "RandnetTrialSpec":
+        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], RandomNetConfig(**c["config"]),
+                   tuple(c["varying"]), c["sweep_dir"])
+
+
+def parse_randnet_spec(data: dict, origin: str) -> RandomNetSpec:
+    data = dict(data)
+    raw = data.pop("randnet")
+    if not isinstance(raw, dict):
+        raise SpecError(f"{origin}: randnet must be a mapping of RandomNetConfig fields to values")
+    configs = tuple(build(RandomNetConfig, point, "randnet", origin) for point in grid(raw))
+    splits = split_follow_up(data.pop("splits", None), origin, given=("rules", "targets"))
+    spec = checked_data(resolve_paths(build(RandomNetSpec, data, "", origin, shown=("randnet", "splits"),
+                                            configs=configs, splits=splits)), origin)
+    if not spec.dataset.root or not is_image_tree(Path(spec.dataset.root)):
+        raise SpecError(f"{origin}: dataset.root={spec.dataset.root!r}: the random network streams an image "
+                        "folder (train/<class>/...) or its tarball; point dataset.root at one")
+    return spec
+
+
+def randnet_spec_data(spec: RandomNetSpec) -> dict:
+    data = to_plain(spec)
+    data["randnet"] = grid_of(data.pop("configs"))
+    if spec.splits is not None:
+        data["splits"] = {k: v for k, v in follow_up_data(spec.splits).items() if k not in ("targets", "rules")}
+    return data
+
+
+def plain_randnet_spec(spec: RandomNetSpec) -> str:
+    return yaml.safe_dump(randnet_spec_data(spec), sort_keys=False)
+
+
+def is_randnet(data: dict) -> bool:
+    return "randnet" in data
+
+
+def load_randnet_spec(path, overrides=()) -> RandomNetSpec:
+    data = read_yaml(path)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return parse_randnet_spec(data, str(path))
