@@ -10,12 +10,12 @@ from trainables.tasks import make_task
 from .actor_data import actor_images
 from .spec import TrialSpec
 from .specio import to_plain
-from .trial_api import Completed, TrialInfo
+from .trial_api import Completed, RunnerBase, TrialInfo
 
 PROGRESS_PREFIXES = ("train/", "eval/", "perf/", "data/")
 
 
-class AgreementRunner:
+class AgreementRunner(RunnerBase):
     def __init__(self, trial: TrialSpec, device: str, cache: dict, files: dict[str, str]):
         dataset, train, test = actor_images(cache, trial.dataset, device, trial.protocol.channels_last)
         source = files.get(trial.source, trial.source)  # this actor's copy of the driver's file
@@ -23,22 +23,12 @@ class AgreementRunner:
         self.run = AgreementRun(train, test, labels, split_for(dataset, trial.protocol), trial.protocol, trial.seed)
         self.device = train.device
 
-    @property
-    def done(self) -> bool:
-        return self.run.done
-
     def step(self) -> dict:
         return self.run.train_epoch()
 
     def outcome(self) -> dict:
         result = self.run.result()
         return {"result": result.to_dict(), "metrics": result.metrics()}
-
-    def state_dict(self) -> dict:
-        return self.run.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.run.load_state_dict(state)
 
 
 def agreement_row(trial: TrialSpec, result: dict) -> dict:

@@ -33,9 +33,12 @@ def load_any(path, overrides):
 
 
 def summary(rows: list[dict], top: int = TOP) -> str:
-    from .results import summarize
+    """The summary that fits the record: agreement scores, split accuracies, or exports (discovery, randnet)."""
+    from .results import summarize, summarize_exports
     from .split_results import is_split_record, summarize_splits
-    return summarize_splits(rows) if is_split_record(rows) else summarize(rows, top=top)
+    if is_split_record(rows):
+        return summarize_splits(rows)
+    return summarize(rows, top=top) if not rows or "agreement" in rows[0] else summarize_exports(rows)
 
 
 def is_cluster(data: dict) -> bool:

@@ -8,8 +8,6 @@ discover-then-score is one spec and one command.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from trainables.discovery import DiscoveryConfig
 from .spec import (DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_grid, task_sets,
                    checked_data, grid, grid_of, parse_indices, resolve_paths, task_sets_data)
 from .split_spec import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
-from .specio import SpecError, apply_override, build, read_yaml, to_plain
+from .specio import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
 TABLE, UNTRAINED, CSV, ENCODER = "tasks.parquet", "untrained.parquet", "discovered.csv", "encoder.pt"
 
@@ -90,12 +88,12 @@ class DiscoveryTrialSpec:
     @property
     def key(self) -> str:
         data = {"config": to_plain(self.config), "dataset": self.data_id}
-        return "discover__" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+        return "discover__" + digest(data)
 
     @property
     def label(self) -> str:
         """The grid point, e.g. 'uniformity_coef-25_h_dim-8' ('' for a single config)."""
-        return "_".join(f"{k}-{getattr(self.config, k)}" for k in self.varying)
+        return grid_label(self.config, self.varying)
 
     @property
     def run_name(self) -> str:

@@ -13,20 +13,16 @@ from trainables.discovery import DiscoveryRun, save_encoder, table_of_test_image
 from .actor_data import actor_images
 from .discovery_spec import CSV, ENCODER, TABLE, UNTRAINED, DiscoveryTrialSpec
 from .specio import to_plain
-from .trial_api import Completed, TrialInfo
+from .trial_api import Completed, RunnerBase, TrialInfo, write_exports
 
 
-class DiscoveryRunner:
+class DiscoveryRunner(RunnerBase):
     def __init__(self, trial: DiscoveryTrialSpec, device: str, cache: dict):
         _, self.train, self.test = actor_images(cache, trial.dataset, device)
         self.trial = trial
         self.run = DiscoveryRun(self.train, self.test, trial.config)
         self.device = self.train.device
         self.last: dict = {}
-
-    @property
-    def done(self) -> bool:
-        return self.run.done
 
     def step(self) -> dict:
         history = []
@@ -52,12 +48,6 @@ class DiscoveryRunner:
         final = {k: v for k, v in self.last.items() if k.startswith(("discovery/", "eval/"))}
         return {"files": files, "steps": self.run.steps, "final": final, "wall_s": self.run.wall_s,
                 "n_tasks": int(train.shape[1])}
-
-    def state_dict(self) -> dict:
-        return self.run.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.run.load_state_dict(state)
 
 
 class DiscoveryAdapter:
@@ -85,9 +75,7 @@ class DiscoveryAdapter:
 
     def complete(self, trial: dict, outcome: dict) -> Completed:
         t = DiscoveryTrialSpec.from_config(trial)
-        t.out_dir.mkdir(parents=True, exist_ok=True)
-        for name, data in outcome["files"].items():
-            (t.out_dir / name).write_bytes(data)
+        exported = write_exports(t.out_dir, outcome["files"])
         paths = {"table": t.out_dir / TABLE, "csv": t.out_dir / CSV, "encoder": t.out_dir / ENCODER,
                  "untrained_table": t.out_dir / UNTRAINED}
         row = {"spec": t.spec, "run_name": t.run_name, "label": t.label, "steps": outcome["steps"],
@@ -96,5 +84,4 @@ class DiscoveryAdapter:
                **{k: str(v) for k, v in paths.items()}, **outcome["final"]}
         line = f"{outcome['steps']} meta-steps  {outcome['wall_s']:.1f}s  -> {t.out_dir}"
         # The last step's metrics were logged with its progress; only the totals are new.
-        return Completed(row, {"perf/wall_s": outcome["wall_s"]}, outcome["steps"], line,
-                         sorted(t.out_dir / name for name in outcome["files"]))
+        return Completed(row, {"perf/wall_s": outcome["wall_s"]}, outcome["steps"], line, exported)

@@ -9,8 +9,6 @@ a CelebA-style partition CSV, the target's classes and the splitting task as a t
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from trainables.data import is_image_tree
 from trainables.splits import RandomNetConfig
 
 from .spec import DatasetSpec, SweepBase, TaskSet, checked_data, grid, grid_of, resolve_paths
-from .specio import SpecError, apply_override, build, read_yaml, to_plain
+from .specio import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 from .split_spec import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
 
 SPLIT, TABLE, PARTITION, TARGET, RULE = "adv-split.torch", "split.parquet", "partition.csv", "target.npy", "rule.parquet"
@@ -62,11 +60,11 @@ class RandnetTrialSpec:
     @property
     def key(self) -> str:
         data = {"config": to_plain(self.config), "dataset": self.data_id}
-        return "randnet__" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+        return "randnet__" + digest(data)
 
     @property
     def label(self) -> str:
-        return "_".join(f"{k}-{getattr(self.config, k)}" for k in self.varying)
+        return grid_label(self.config, self.varying)
 
     @property
     def run_name(self) -> str:

@@ -15,23 +15,19 @@ from trainables.splits.files import write_partition_csv, write_single_split, wri
 
 from .randnet_spec import PARTITION, RULE, SPLIT, TABLE, TARGET, RandnetTrialSpec
 from .specio import to_plain
-from .trial_api import Completed, TrialInfo
+from .trial_api import Completed, RunnerBase, TrialInfo, write_exports
 
 
-class RandnetRunner:
+class RandnetRunner(RunnerBase):
     def __init__(self, trial: RandnetTrialSpec, device: str):
-        self.scorer = RandomNetScorer(trial.dataset.root, trial.config, device)
-        self.device = self.scorer.device
-
-    @property
-    def done(self) -> bool:
-        return self.scorer.done
+        self.run = RandomNetScorer(trial.dataset.root, trial.config, device)
+        self.device = self.run.device
 
     def step(self) -> dict:
-        return self.scorer.step()
+        return self.run.step()
 
     def outcome(self) -> dict:
-        result = self.scorer.result()
+        result = self.run.result()
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             write_single_split(out / SPLIT, result.split)
@@ -41,14 +37,8 @@ class RandnetRunner:
             write_table(result.rule.view(-1, 1), out / RULE)
             files = {p.name: p.read_bytes() for p in out.iterdir()}
         summary = split_summary(result.split, result.target, 2)
-        return {"files": files, "summary": summary, "images": len(result.scores), "wall_s": self.scorer.wall_s,
+        return {"files": files, "summary": summary, "images": len(result.scores), "wall_s": self.run.wall_s,
                 "target_classes": [result.classes[c] for c in result.target_classes]}
-
-    def state_dict(self) -> dict:
-        return self.scorer.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.scorer.load_state_dict(state)
 
 
 class RandnetAdapter:
@@ -73,9 +63,7 @@ class RandnetAdapter:
 
     def complete(self, trial: dict, outcome: dict) -> Completed:
         t = RandnetTrialSpec.from_config(trial)
-        t.out_dir.mkdir(parents=True, exist_ok=True)
-        for name, data in outcome["files"].items():
-            (t.out_dir / name).write_bytes(data)
+        paths = write_exports(t.out_dir, outcome["files"])
         s = outcome["summary"]
         row = {"spec": t.spec, "run_name": t.run_name, "label": t.label, "images": outcome["images"],
                "wall_s": outcome["wall_s"], "config": json.dumps(to_plain(t.config), sort_keys=True),
@@ -86,5 +74,4 @@ class RandnetAdapter:
                                                              ("rule", RULE))}}
         line = (f"{outcome['images']} images  train {row['train_size']} / test {row['test_size']}  target classes "
                 f"{row['target_classes']}  {outcome['wall_s']:.1f}s  -> {t.out_dir}")
-        return Completed(row, {**s, "perf/wall_s": outcome["wall_s"]}, outcome["images"], line,
-                         sorted(t.out_dir / name for name in outcome["files"]))
+        return Completed(row, {**s, "perf/wall_s": outcome["wall_s"]}, outcome["images"], line, paths)

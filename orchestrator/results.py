@@ -33,6 +33,16 @@ def summarize(rows: list[dict], top: int = 5) -> str:
     return "\n".join(lines)
 
 
+def summarize_exports(rows: list[dict]) -> str:
+    """One line per trial that exported files (an encoder, a random-network split): name, time, folder."""
+    lines = []
+    for r in sorted(rows, key=lambda r: r["run_name"]):
+        folder = Path(next(v for k, v in r.items() if k in ("table", "split"))).parent
+        sizes = f"  train {r['train_size']} / test {r['test_size']}" if "train_size" in r else ""
+        lines.append(f"{r['run_name']:<48} {r['wall_s']:>8.1f}s{sizes}  -> {folder}")
+    return "\n".join(lines)
+
+
 def write_tables(rows: list[dict], out_dir: Path) -> list[Path]:
     """results.parquet (every field) and agreement_table.csv (the authors' columns: task_idx, task, as)."""
     parquet, table_csv = out_dir / "results.parquet", out_dir / "agreement_table.csv"

@@ -7,7 +7,6 @@ absolute, because Tune trials run in their own working directories.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import os
@@ -23,7 +22,7 @@ from trainables.data import CIFAR10_ENV, DATASETS, DatasetError, dataset_identit
 from trainables.protocol import Protocol
 from trainables.tasks import TASK_KINDS, TaskError, task_count
 
-from .specio import SpecError, apply_override, build, read_yaml, to_plain
+from .specio import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -130,7 +129,7 @@ class TrialSpec:
         """Identity of everything that changes the result besides task and seed."""
         data = {"protocol": to_plain(self.protocol), "dataset": self.data_id, "kind": self.kind,
                 "source": self.source, "num_classes": self.num_classes}
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+        return digest(data)
 
     @property
     def key(self) -> str:
@@ -140,7 +139,7 @@ class TrialSpec:
     def run_name(self) -> str:
         name = f"{self.spec}__{self.group}-{self.index}__seed{self.seed}"
         if self.varying:
-            name += "__" + "_".join(f"{k}-{getattr(self.protocol, k)}" for k in self.varying)
+            name += "__" + grid_label(self.protocol, self.varying)
         return name
 
     def to_config(self) -> dict:

@@ -6,6 +6,8 @@ fix a spec without reading code. Bounds and choices come from the fields' `param
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import types
 import typing
 from pathlib import Path
@@ -141,3 +143,13 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
             out.update(flatten(v, f"{prefix}{k}."))
         return out
     return {prefix[:-1]: data}
+
+
+def digest(data: Any) -> str:
+    """A short stable hash of JSON-able data: part of trial keys."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def grid_label(config: Any, varying: tuple[str, ...]) -> str:
+    """The grid point of `config` in a run name, e.g. 'epochs-3_lr-0.01' ('' off a grid)."""
+    return "_".join(f"{k}-{getattr(config, k)}" for k in varying)

@@ -9,9 +9,8 @@ is trained under every protocol point and seed, on the target's labels or the da
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -21,7 +20,7 @@ from trainables.splits.training import LABELS
 
 from .spec import (DatasetSpec, SweepBase, TaskSet, checked_data, grid_of, parse_indices, protocol_grid,
                    resolve_paths, task_sets)
-from .specio import SpecError, apply_override, build, read_yaml, to_plain
+from .specio import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
 # Targets and rules must be binary tasks; these kinds are not (or not always).
 NOT_BINARY = ("real10",)
@@ -121,7 +120,7 @@ class SplitTrialSpec:
     @property
     def protocol_hash(self) -> str:
         data = {k: v for k, v in to_plain(self).items() if k not in ("spec", "dataset", "varying", "seed", "sweep_dir")}
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+        return digest(data)
 
     @property
     def key(self) -> str:
@@ -132,7 +131,7 @@ class SplitTrialSpec:
         name = f"{self.spec}__{self.target_name}__{self.group}-{self.split_index}"
         name += ("__10way" if self.labels == "classes" else "") + f"__seed{self.seed}"
         if self.varying:
-            name += "__" + "_".join(f"{k}-{getattr(self.protocol, k)}" for k in self.varying)
+            name += "__" + grid_label(self.protocol, self.varying)
         return name
 
     def to_config(self) -> dict:
@@ -184,6 +183,10 @@ def split_plan(raw, origin: str, given: tuple[str, ...] = ()) -> SplitPlan:
     if bad or not plan.labels:
         raise SpecError(f"{origin}: splits.labels={list(plan.labels)!r} is invalid: list one or more of "
                         f"{', '.join(LABELS)}")
+    if plan.file is not None:
+        if not Path(plan.file).is_file():
+            raise SpecError(f"{origin}: splits.file={plan.file!r} is not a file; give the path of a split file")
+        plan = dataclasses.replace(plan, file=str(Path(plan.file).resolve()))  # trials run elsewhere
     if given and plan.file:
         raise SpecError(f"{origin}: splits.file cannot be used here: the runs before the splits build them")
     if not given and bool(rules) == bool(plan.file):

@@ -16,12 +16,12 @@ from .plots import split_samples_figure
 from .split_check import build_split
 from .split_spec import SplitTrialSpec
 from .specio import to_plain
-from .trial_api import Completed, TrialInfo
+from .trial_api import Completed, RunnerBase, TrialInfo
 
 PROGRESS_PREFIXES = ("train/", "eval/", "perf/", "data/")
 
 
-class SplitRunner:
+class SplitRunner(RunnerBase):
     def __init__(self, trial: SplitTrialSpec, device: str, cache: dict, files: dict[str, str]):
         dataset, train, test = actor_images(cache, trial.dataset, device, trial.protocol.channels_last)
         split, target = build_split(trial, dataset, lambda p: files.get(p, p))
@@ -31,10 +31,6 @@ class SplitRunner:
         self.run = split_run(train, test, split, labels, trial.protocol, trial.seed, trial.networks)
         self.device = train.device
 
-    @property
-    def done(self) -> bool:
-        return self.run.done
-
     def step(self) -> dict:
         return self.run.train_epoch()
 
@@ -42,12 +38,6 @@ class SplitRunner:
         result = self.run.result()
         return {"result": result.to_dict(), "metrics": {**result.metrics(), **self.summary},
                 "summary": self.summary, "samples": {k: v.numpy() for k, v in self.samples.items()}}
-
-    def state_dict(self) -> dict:
-        return self.run.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.run.load_state_dict(state)
 
 
 def split_row(t: SplitTrialSpec, result: dict, summary: dict) -> dict:

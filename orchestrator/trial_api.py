@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Any, Iterable, Protocol
 
 import torch
 
@@ -44,6 +44,30 @@ class Runner(Protocol):
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
+
+
+class RunnerBase:
+    """A runner around a stateful run (`self.run`: done, state_dict, load_state_dict) on `self.device`."""
+    run: Any
+    device: torch.device
+
+    @property
+    def done(self) -> bool:
+        return self.run.done
+
+    def state_dict(self) -> dict:
+        return self.run.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.run.load_state_dict(state)
+
+
+def write_exports(out_dir: Path, files: dict[str, bytes]) -> list[Path]:
+    """Write the files a worker exported (name -> bytes) into `out_dir` on the driver; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (out_dir / name).write_bytes(data)
+    return sorted(out_dir / name for name in files)
 
 
 class Adapter(Protocol):

@@ -150,3 +150,17 @@ def test_cli_random_network_split_then_training(tmp_path, tiny_dataset_tar, ray_
     assert (adv["target"], adv["train_size"], adv["test_size"]) == ("classes-0", "150", "150")
     _, children = child_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "rn")
     assert "rn__randnet__seed0" in {c.info.run_name for c in children}
+
+
+def test_shipped_randnet_specs_load(tiny_dataset_tar):
+    from orchestrator.randnet_spec import RandomNetSpec
+    from sweep_helpers import REPO
+    imagenet = load_any(REPO / "specs" / "randnet-imagenet.yaml", [f"dataset.root={tiny_dataset_tar}"])
+    assert isinstance(imagenet, RandomNetSpec) and imagenet.splits is None
+    c = imagenet.configs[0]
+    assert (c.arch, c.image_size, imagenet.resources.gpus) == ("resnet50", 224, 1)
+    cpu = load_any(REPO / "specs" / "randnet-cifar-cpu.yaml", [f"dataset.root={tiny_dataset_tar}"])
+    assert cpu.resources.gpus == 0 and cpu.splits.plan.random
+    with pytest.raises(SpecError, match="streams an image folder"):
+        load_any(REPO / "specs" / "randnet-cifar-cpu.yaml", ["dataset.name=cifar10", "dataset.root=null",
+                                                             "dataset.download=true"])
