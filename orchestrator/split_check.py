@@ -12,7 +12,7 @@ from typing import Callable
 from trainables.data import DatasetError, ImageDataset, load_dataset
 from trainables.splits import (SplitError, TrainTestSplit, adversarial_split, check_split, random_half_split,
                                random_split_like)
-from trainables.splits.files import NO_TARGET, read_splits
+from trainables.splits.files import NO_TARGET, read_splits, write_splits
 from trainables.tasks import TaskError, TaskLabels, make_task
 
 from .spec import TaskSet
@@ -53,6 +53,22 @@ def build_split(trial, dataset: ImageDataset, local: Callable[[str | None], str 
     if trial.split_kind == "random":
         split = random_split_like(split, n, seed=trial.split_index)
     return check_split(split, n, f"split {trial.group}-{trial.split_index} of target {trial.target_name}"), target
+
+
+def export_splits(spec, out_dir) -> list:
+    """Every split of `spec`, one file per split family in the authors' layout ({target index:
+    [(train_ids, test_ids), ...]}, `<family>.torch`) and as a Parquet split table; returns the paths."""
+    dataset = load_dataset(spec.dataset.name, spec.dataset.root, spec.dataset.download)
+    families: dict[str, dict[int, dict[int, TrainTestSplit]]] = {}
+    for trial in spec.trials():
+        family = families.setdefault(trial.group, {}).setdefault(trial.target, {})
+        if trial.split_index not in family:
+            family[trial.split_index] = build_split(trial, dataset)[0]
+    paths = []
+    for group, by_target in sorted(families.items()):
+        splits = {t: [s for _, s in sorted(v.items())] for t, v in by_target.items()}
+        paths += [write_splits(out_dir / f"{group}.torch", splits), write_splits(out_dir / f"{group}.parquet", splits)]
+    return paths
 
 
 def check_splits(spec, origin: str):

@@ -101,9 +101,11 @@ def accuracy_figure(rows: list[dict], out_dir: Path) -> list[Path]:
 
 def finish_splits(spec, rows: list[dict], tracker: Tracker, parent_id: str, complete: bool) -> None:
     """The results table, figure and per-family means onto the sweep folder and the parent run."""
+    from .split_check import export_splits
     out_dir = Path(spec.sweep_dir)
     if rows:
         tracker.log_artifacts(parent_id, write_split_tables(rows, out_dir) + accuracy_figure(rows, out_dir))
+        tracker.log_artifacts(parent_id, export_splits(spec, out_dir / "splits"), folder="splits")
         metrics = {}
         for by in (("labels", "group"), ("labels", "target", "group")):
             for key, rs in grouped(rows, by).items():

@@ -88,9 +88,9 @@ class Tracker:
     def finish(self, run_id: str, failed: bool = False) -> None:
         self.client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED))
 
-    def log_artifacts(self, run_id: str, paths: Iterable[Path]) -> None:
+    def log_artifacts(self, run_id: str, paths: Iterable[Path], folder: str | None = None) -> None:
         for p in paths:
-            self.client.log_artifact(run_id, str(p))
+            self.client.log_artifact(run_id, str(p), artifact_path=folder)
 
     def child_runs(self, parent_id: str) -> list:
         return self.client.search_runs([self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",

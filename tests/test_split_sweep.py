@@ -70,6 +70,14 @@ def test_cli_trains_adversarial_and_random_splits(tmp_path, tiny_dataset_tar, ra
     assert {"eval/acc_0", "eval/agreement", "split/train_size", "train/acc_1"} <= set(run.data.metrics)
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == [f"{run.data.params['key']}.png"]
 
+    # Every split of the sweep, in the authors' layout, one file per family, also on the parent run.
+    exported = read_splits(tmp_path / "runs" / "adv" / "splits" / "adversarial.torch", n_images=N_TRAIN)
+    assert sorted(exported) == [0, 5] and len(exported[5]) == 2
+    assert exported[5][1].sizes == (int(by_kind[("real-5", "1", "adversarial")]["train_size"]),
+                                    int(by_kind[("real-5", "1", "adversarial")]["test_size"]))
+    assert {"splits/adversarial.torch", "splits/random.parquet", "splits/half.torch"} <= {
+        a.path for a in client.list_artifacts(parents[0].info.run_id, "splits")}
+
     results = cli("results", str(tmp_path / "runs" / "adv"), cwd=tmp_path)
     assert results.returncode == 0 and "adversarial" in results.stdout and "test acc" in results.stdout
     again = cli("sweep", path, cwd=tmp_path, address=ray_address)
