@@ -17,7 +17,7 @@ SPECS = sorted((REPO / "specs").glob("*.yaml"))
 
 
 # Shipped specs for data a user brings (ImageNet): validated on a stand-in image folder.
-USER_DATA = {"randnet-imagenet.yaml"}
+USER_DATA = {"randnet-imagenet.yaml", "randnet-cifar-cpu.yaml"}
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
