@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from trainables.config import param
+from trainables.data import HOLDOUT_RULE
 from trainables.discovery import DiscoveryConfig
 
 from .spec import (DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_grid, task_sets,
@@ -87,7 +88,8 @@ class DiscoveryTrialSpec:
 
     @property
     def key(self) -> str:
-        data = {"config": to_plain(self.config), "dataset": self.data_id}
+        # The AS holdout rule decides which images discovery may train on.
+        data = {"config": to_plain(self.config), "dataset": self.data_id, "holdout_rule": HOLDOUT_RULE}
         return "discover__" + digest(data)
 
     @property

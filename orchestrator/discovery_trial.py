@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from trainables.discovery import DiscoveryRun, save_encoder, table_of_test_images, write_table
+from trainables.order import image_order
 
 from .actor_data import actor_images
 from .discovery_spec import CSV, ENCODER, TABLE, UNTRAINED, DiscoveryTrialSpec
@@ -18,7 +19,7 @@ from .trial_api import Completed, RunnerBase, TrialInfo, write_exports
 
 class DiscoveryRunner(RunnerBase):
     def __init__(self, trial: DiscoveryTrialSpec, device: str, cache: dict):
-        _, self.train, self.test = actor_images(cache, trial.dataset, device)
+        self.dataset, self.train, self.test = actor_images(cache, trial.dataset, device)
         self.trial = trial
         self.run = DiscoveryRun(self.train, self.test, trial.config)
         self.device = self.train.device
@@ -39,10 +40,11 @@ class DiscoveryRunner(RunnerBase):
         before_train, before_test = DiscoveryRun(self.train, self.test, self.trial.config).labels()
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
+            train_order, test_order = image_order(self.dataset.train_x), image_order(self.dataset.test_x)
             for labels, name in ((train, TABLE), (train, CSV), (before_train, UNTRAINED)):
-                write_table(labels.cpu(), out / name)
+                write_table(labels.cpu(), out / name, train_order)
             for labels, name in ((test, TABLE), (before_test, UNTRAINED)):
-                write_table(labels.cpu(), table_of_test_images(out / name))
+                write_table(labels.cpu(), table_of_test_images(out / name), test_order)
             save_encoder(self.run.encoder, self.trial.config, out / ENCODER)
             files = {p.name: p.read_bytes() for p in out.iterdir()}
         final = {k: v for k, v in self.last.items() if k.startswith(("discovery/", "eval/"))}

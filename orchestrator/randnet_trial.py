@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from trainables.data import load_image_folder
 from trainables.discovery import write_table
+from trainables.order import image_order
 from trainables.splits import RandomNetScorer, split_summary
 from trainables.splits.files import write_partition_csv, write_single_split, write_splits
 
@@ -20,8 +22,16 @@ from .trial_api import Completed, RunnerBase, TrialInfo, write_exports
 
 class RandnetRunner(RunnerBase):
     def __init__(self, trial: RandnetTrialSpec, device: str):
+        self.trial = trial
         self.run = RandomNetScorer(trial.dataset.root, trial.config, device)
         self.device = self.run.device
+
+    def image_order(self) -> str | None:
+        """The order identity of the scored images, where they are the dataset's own (native size);
+        decoding them all is fine there: a dataset of native-size images fits in memory."""
+        if self.trial.config.image_size is not None:
+            return None
+        return image_order(load_image_folder(self.trial.dataset.root).train_x)
 
     def step(self) -> dict:
         return self.run.step()
@@ -31,10 +41,11 @@ class RandnetRunner(RunnerBase):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             write_single_split(out / SPLIT, result.split)
-            write_splits(out / TABLE, {0: [result.split]})
+            order = self.image_order()
+            write_splits(out / TABLE, {0: [result.split]}, order)
             write_partition_csv(out / PARTITION, result.split, list(result.files))
             np.save(out / TARGET, np.array([result.target_classes], dtype=np.int64))
-            write_table(result.rule.view(-1, 1), out / RULE)
+            write_table(result.rule.view(-1, 1), out / RULE, order)
             files = {p.name: p.read_bytes() for p in out.iterdir()}
         summary = split_summary(result.split, result.target, 2)
         return {"files": files, "summary": summary, "images": len(result.scores), "wall_s": self.run.wall_s,

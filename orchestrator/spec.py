@@ -7,6 +7,7 @@ absolute, because Tune trials run in their own working directories.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import itertools
 import json
 import os
@@ -18,9 +19,9 @@ from typing import Any
 import yaml
 
 from trainables.config import ConfigError, check, param
-from trainables.data import CIFAR10_ENV, DATASETS, DatasetError, dataset_identity
+from trainables.data import CIFAR10_ENV, DATASETS, HOLDOUT_RULE, DatasetError, dataset_identity
 from trainables.protocol import Protocol
-from trainables.tasks import TASK_KINDS, TaskError, task_count
+from trainables.tasks import TASK_KINDS, TaskError, read_table, task_count
 
 from .specio import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
@@ -128,7 +129,7 @@ class TrialSpec:
     def protocol_hash(self) -> str:
         """Identity of everything that changes the result besides task and seed."""
         data = {"protocol": to_plain(self.protocol), "dataset": self.data_id, "kind": self.kind,
-                "source": self.source, "num_classes": self.num_classes}
+                "source": self.source, "num_classes": self.num_classes, "holdout_rule": HOLDOUT_RULE}
         return digest(data)
 
     @property
@@ -167,6 +168,28 @@ def parse_indices(value: Any, key: str, origin: str) -> tuple[int, ...]:
     return tuple(out)
 
 
+def column_names_given(value: Any) -> bool:
+    """Whether `columns` names table columns ('resnet18-*', [mlp-0, mlp-1]) rather than giving indices."""
+    items = value if isinstance(value, list) else [value]
+    return any(isinstance(v, str) and re.search(r"[A-Za-z_*?]", v) for v in items)
+
+
+def columns_by_name(value: Any, source: str | None, key: str, origin: str) -> tuple[int, ...]:
+    """Column positions of a task table for names or shell-style patterns, in the table's order."""
+    if not source or not Path(source).is_file():
+        raise SpecError(f"{origin}: {key} names columns, so the set needs an existing table: set path")
+    try:
+        names = read_table(source)[0]
+    except TaskError as e:
+        raise SpecError(f"{origin}: {key}: {e}") from None
+    patterns = [str(v) for v in (value if isinstance(value, list) else [value])]
+    missing = [p for p in patterns if not fnmatch.filter(names, p)]
+    if missing:
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        raise SpecError(f"{origin}: {key}: {missing[0]!r} matches no column of {source} (its columns: {shown})")
+    return tuple(i for i, n in enumerate(names) if any(fnmatch.fnmatchcase(n, p) for p in patterns))
+
+
 def task_sets(raw: Any, origin: str) -> tuple[TaskSet, ...]:
     if not isinstance(raw, dict) or not raw:
         raise SpecError(f"{origin}: tasks must map task kinds to indices, e.g. {{real: 0-125, random: 0-31}}")
@@ -180,13 +203,16 @@ def task_sets(raw: Any, origin: str) -> tuple[TaskSet, ...]:
                             + f"; choose from {', '.join(sorted(TASK_KINDS))} (or name one with kind: ...)")
         if not NAME.match(str(group)):
             raise SpecError(f"{origin}: {key} is not a valid set name: use letters, digits, '_', '-' and '.'")
-        if "columns" in body:  # the table kind calls its indices columns
-            body["indices"] = body.pop("columns")
         if "path" in body:
             body["source"] = body.pop("path")
-        if "indices" not in body:
-            raise SpecError(f"{origin}: {key} needs indices (or columns), e.g. 0-31")
-        indices = parse_indices(body.pop("indices"), f"{key}.indices", origin)
+        if "columns" in body and column_names_given(body["columns"]):  # the authors' tables name their tasks
+            indices = columns_by_name(body.pop("columns"), body.get("source"), f"{key}.columns", origin)
+        else:
+            if "columns" in body:  # the table kind calls its indices columns
+                body["indices"] = body.pop("columns")
+            if "indices" not in body:
+                raise SpecError(f"{origin}: {key} needs indices (or columns), e.g. 0-31")
+            indices = parse_indices(body.pop("indices"), f"{key}.indices", origin)
         ts = build(TaskSet, body, key, origin, shown=("indices", "columns", "path", "kind"), group=str(group),
                    kind=kind, indices=indices)
         if ts.source is not None:

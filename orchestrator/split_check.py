@@ -10,6 +10,7 @@ import dataclasses
 from typing import Callable
 
 from trainables.data import DatasetError, ImageDataset, load_dataset
+from trainables.order import check_order, image_order
 from trainables.splits import (SplitError, TrainTestSplit, adversarial_split, check_split, random_half_split,
                                random_split_like)
 from trainables.splits.files import NO_TARGET, read_splits, write_splits
@@ -46,6 +47,7 @@ def build_split(trial, dataset: ImageDataset, local: Callable[[str | None], str 
     if trial.split_kind == "half":
         split = random_half_split(n, seed=trial.split_index)
     elif trial.file_key is not None:
+        check_order(local(trial.file), dataset.train_x, dataset.name, "training images")
         split = read_splits(local(trial.file), n)[trial.file_key][trial.split_index]
     else:
         rule = make_task(trial.rule_kind, trial.split_index, dataset, local(trial.rule_source), 2)
@@ -67,7 +69,8 @@ def export_splits(spec, out_dir) -> list:
     paths = []
     for group, by_target in sorted(families.items()):
         splits = {t: [s for _, s in sorted(v.items())] for t, v in by_target.items()}
-        paths += [write_splits(out_dir / f"{group}.torch", splits), write_splits(out_dir / f"{group}.parquet", splits)]
+        paths += [write_splits(out_dir / f"{group}.torch", splits),
+                  write_splits(out_dir / f"{group}.parquet", splits, image_order(dataset.train_x))]
     return paths
 
 

@@ -179,6 +179,15 @@ def test_split_sizes_disjoint_and_seeded():
     assert not torch.equal(s.holdout, other.holdout)
 
 
+def test_holdout_is_the_authors_random_split():
+    """check_as.py: random_split(train, [45000, 5000], generator=Generator().manual_seed(0)); the
+    second part is held out."""
+    fit, held = torch.utils.data.random_split(range(50000), [45000, 5000],
+                                              generator=torch.Generator().manual_seed(0))
+    s = make_split(50000, 10000)
+    assert s.holdout.tolist() == sorted(held.indices) and s.train.tolist() == sorted(fit.indices)
+
+
 def test_split_subsets_are_seeded_subsets():
     full = make_split(50000, 10000)
     s = make_split(50000, 10000, train_subset=1000, holdout_subset=200, test_subset=300)

@@ -70,3 +70,24 @@ def test_more_inner_steps_change_the_objective():
     loss3, _ = meta_grad(tiny_config(nsteps=3), False)
     loss2, _ = meta_grad(replace(tiny_config(), nsteps=2), False)
     assert float(loss3) != float(loss2)
+
+
+def test_inner_step_is_sgd_on_the_mean_of_the_two_losses():
+    """The authors' inner update: theta_k <- theta_k - lr * d/d theta_k [0.5 (l0 + l1)]."""
+    import torch.nn.functional as F
+    from torch.func import functional_call
+
+    from trainables.discovery.unroll import sgd_step
+    config = tiny_config()
+    _, pair, batch = tiny_problem(config)
+    x = batch.inner[0]
+    y = torch.softmax(torch.randn(len(x), 2, generator=torch.Generator().manual_seed(1), dtype=x.dtype), 1)
+    new = sgd_step(pair, config.inner_lr, config.precision, x[:8], y[:8], x[8:], y[8:], *pair.init)
+    for k, (xk, yk) in enumerate(((x[:8], y[:8]), (x[8:], y[8:]))):
+        params = {n: p.detach().clone().requires_grad_() for n, p in zip(pair.names[k], pair.halves(pair.init)[k])}
+        logits = functional_call(pair.nets[k], params, (xk,))
+        loss = 0.5 * -(yk * F.log_softmax(logits, 1)).sum(1).mean()  # network k's share of the mean loss
+        grads = torch.autograd.grad(loss, list(params.values()))
+        expected = [p - config.inner_lr * g for p, g in zip(params.values(), grads)]
+        for got, want in zip(pair.halves(new)[k], expected):
+            torch.testing.assert_close(got, want)

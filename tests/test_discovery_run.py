@@ -1,6 +1,8 @@
 """A short discovery on synthetic images: it raises agreement, reports, and resumes exactly."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -15,9 +17,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_config(**overrides) -> DiscoveryConfig:
-    """8x8 images, MLP encoder and pair at width 1/8, 5 inner steps at a large inner lr."""
+    """8x8 images, MLP encoder and pair at width 1/8, 5 inner steps at a large inner lr (on the mean loss)."""
     base = dict(arch="mlp", width=0.125, h_dim=8, n_linear_tasks=8, nsteps=5, inner_batch_size=64,
-                outer_batch_size=128, inner_lr=0.5, outer_lr=1e-2, uniformity_coef=0.2, meta_steps=100,
+                outer_batch_size=128, inner_lr=1.0, outer_lr=1e-2, uniformity_coef=0.2, meta_steps=100,
                 holdout=200, outer_pool=200, probe_size=256, calibration_size=None, quick_eval_epochs=3,
                 quick_eval_train_subset=400, quick_eval_holdout_subset=200, quick_eval_tasks=2)
     return DiscoveryConfig(**{**base, **overrides})
@@ -90,3 +92,14 @@ def test_discovery_never_sees_the_agreement_holdout():
     inner, outer = set(split.train.tolist()), set(split.holdout.tolist())
     assert len(outer) == 50 and len(inner) == 300
     assert not (inner & outer) and not (inner & as_holdout) and not (outer & as_holdout)
+
+
+def test_agreement_batch_is_fixed_as_the_authors_or_fresh_on_request():
+    from trainables.discovery.run import draw_step
+    config = DiscoveryConfig(arch="mlp", h_dim=4, n_linear_tasks=4, holdout=100, outer_pool=50, outer_batch_size=16)
+    split = discovery_split(1000, 10, config)
+    fixed = [draw_step(k, config, split)[2] for k in range(3)]
+    assert all(torch.equal(fixed[0], f) for f in fixed) and torch.isin(fixed[0], split.holdout).all()
+    fresh = [draw_step(k, dataclasses.replace(config, agreement_batch="fresh"), split)[2] for k in range(2)]
+    assert not torch.equal(fresh[0], fresh[1])
+    assert not torch.equal(draw_step(0, config, split)[1][0], draw_step(1, config, split)[1][0])  # inner batches vary

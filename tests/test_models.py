@@ -26,7 +26,7 @@ def test_forward_backward_and_features(name):
     assert out.shape == (4, 3)
     feats = model.features(x)
     assert feats.shape == (4, model.feature_dim)
-    assert isinstance(model.head, nn.Linear) and model.head.in_features == model.feature_dim
+    assert isinstance(model.head, nn.Module)
     torch.testing.assert_close(model.head(feats), out)  # forward = head(features)
     out.sum().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
@@ -57,6 +57,17 @@ def test_mlp_is_the_papers():
     kinds = [type(m).__name__ for m in model.body]
     # ReLU then BatchNorm after each of the first three layers, no BatchNorm after the fourth
     assert kinds == ["Flatten"] + ["Linear", "ReLU", "BatchNorm1d"] * 3 + ["Linear", "ReLU"]
+
+
+def test_vit_is_the_authors():
+    """models/vit.py of the authors with batch_norm=True: token BatchNorm in the blocks, the head a
+    BatchNorm1d of the cls vector then Linear, cls token and position embedding ~ N(0, 1)."""
+    torch.manual_seed(0)
+    model = build_model("vit", num_classes=2)
+    assert [type(m).__name__ for m in model.head] == ["BatchNorm1d", "Linear"]
+    assert model.head[0].num_features == model.feature_dim == 256
+    assert 0.9 < model.pos.std().item() < 1.1 and 0.8 < model.cls.std().item() < 1.2
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in model.modules()) == 2 * 6 + 1
 
 
 def test_resnet18_is_the_cifar_variant():

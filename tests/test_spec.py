@@ -16,15 +16,41 @@ from trainables.protocol import Protocol
 SPECS = sorted((REPO / "specs").glob("*.yaml"))
 
 
-# Shipped specs for data a user brings (ImageNet): validated on a stand-in image folder.
+# Shipped specs for data a user brings (ImageNet, the authors' task file): validated on stand-ins.
 USER_DATA = {"randnet-imagenet.yaml", "randnet-cifar-cpu.yaml"}
+AUTHORS_FILES = {"paper-discovered.yaml"}
+
+
+def authors_discovered_csv(path) -> str:
+    """A file in the layout of the authors' discovered.csv (check_as.py reads it by column name)."""
+    names = [f"{arch}-{i}" for arch, n in (("resnet18", 32), ("mlp", 32), ("vit", 32), ("resnet18_d8", 8))
+             for i in range(n)]
+    rows = [",".join(["", *names])] + [",".join([str(r)] + ["1" if (r + i) % 2 else "0" for i in range(len(names))])
+                                        for r in range(6)]
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
-def test_every_shipped_spec_validates(path, capsys, tiny_dataset_tar):
+def test_every_shipped_spec_validates(path, capsys, tiny_dataset_tar, tmp_path):
     overrides = ["--set", f"dataset.root={tiny_dataset_tar}"] if path.name in USER_DATA else []
+    if path.name in AUTHORS_FILES:
+        csv = authors_discovered_csv(tmp_path / "discovered.csv")
+        overrides = [a for s in ("resnet18", "mlp", "vit") for a in ("--set", f"tasks.{s}.path={csv}")]
     assert main(["validate", str(path), *overrides]) == 0
     assert "valid spec" in capsys.readouterr().out
+
+
+def test_authors_discovered_tasks_are_selected_by_name(tmp_path):
+    csv = authors_discovered_csv(tmp_path / "discovered.csv")
+    spec = load_spec(REPO / "specs" / "paper-discovered.yaml", [f"tasks.{s}.path={csv}" for s in ("resnet18", "mlp", "vit")])
+    sets = {ts.group: ts for ts in spec.tasks}
+    assert sets["resnet18"].indices == tuple(range(32)) and sets["vit"].indices == tuple(range(64, 96))
+    assert len(spec.trials()) == 96
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"name: b\ntasks: {{t: {{kind: table, path: {csv}, columns: 'convnext-*'}}}}\n")
+    with pytest.raises(SpecError, match="'convnext-\\*' matches no column of .*resnet18-0, resnet18-1"):
+        load_spec(bad)
 
 
 def test_quickstart_runs_real_and_random_tasks():

@@ -189,3 +189,27 @@ def test_class_sets_label_by_class_and_reject_bad_rows(dataset, tmp_path):
     np.save(tmp_path / "floats.npy", np.ones((2, 3)))
     with pytest.raises(TaskError, match="integer .npy"):
         make_task("classes", 0, dataset, source=str(tmp_path / "floats.npy"))
+
+
+def test_tables_record_the_image_order_they_index(dataset, tmp_path):
+    """A table written for one ordering of the images is refused on another; one without an order
+    (the authors' CSVs) is used with a warning that says which order it is taken to follow."""
+    import dataclasses
+    import warnings
+
+    from trainables.order import image_order
+    labels = torch.randint(0, 2, (N_TRAIN, 2), generator=torch.Generator().manual_seed(0))
+    path = write_table(labels, tmp_path / "tasks.parquet", image_order(dataset.train_x))
+    assert torch.equal(make_task("table", 1, dataset, source=str(path)).train, labels[:, 1])
+    perm = torch.randperm(N_TRAIN, generator=torch.Generator().manual_seed(1))
+    shuffled = dataclasses.replace(dataset, train_x=dataset.train_x[perm], train_y=dataset.train_y[perm])
+    for kind in ("table", "discovered"):
+        with pytest.raises(TaskError, match=f"indexes training images in order {image_order(dataset.train_x)}, "
+                                            f"but fake10 here has order {image_order(shuffled.train_x)}"):
+            make_task(kind, 0, shuffled, source=str(path))
+    csv = write_table(labels, tmp_path / "authors.csv")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_task("table", 0, shuffled, source=str(csv))
+        make_task("table", 1, shuffled, source=str(csv))
+    assert len(caught) == 1 and "records no image order" in str(caught[0].message)

@@ -172,17 +172,24 @@ def seeded_subset(idx: torch.Tensor, n: int | None, g: torch.Generator, what: st
     return idx[torch.randperm(len(idx), generator=g)[:n]].sort().values
 
 
+# Which images make up the AS holdout; part of every result's identity, so results under an earlier
+# rule (v1: the permutation's first `holdout` images) are never mixed with these.
+HOLDOUT_RULE = "random_split-last-v2"
+
+
 def make_split(n_train_images: int, n_test_images: int, holdout: int = 5000, seed: int = 0,
                train_subset: int | None = None, holdout_subset: int | None = None,
                test_subset: int | None = None, subset_seed: int = 0) -> Split:
-    """The paper's split: a seeded random `holdout` of the training images, the rest to train,
-    plus the test images; optional seeded subsets of each part for quick runs."""
+    """The authors' split: `random_split(train, [n - holdout, holdout], generator=Generator().manual_seed(seed))`
+    (check_as.py), whose held-out images are the last `holdout` of a seeded permutation; plus the
+    test images; optional seeded subsets of each part for quick runs."""
     if not 0 < holdout < n_train_images:
         raise ValueError(f"holdout={holdout} must be between 1 and {n_train_images - 1}")
-    perm = torch.randperm(n_train_images, generator=torch.Generator().manual_seed(seed))
+    perm = torch.randperm(n_train_images, generator=torch.Generator().manual_seed(seed))  # random_split's draw
+    fit = n_train_images - holdout
     g = torch.Generator().manual_seed(subset_seed)
-    return Split(train=seeded_subset(perm[holdout:].sort().values, train_subset, g, "train_subset"),
-                 holdout=seeded_subset(perm[:holdout].sort().values, holdout_subset, g, "holdout_subset"),
+    return Split(train=seeded_subset(perm[:fit].sort().values, train_subset, g, "train_subset"),
+                 holdout=seeded_subset(perm[fit:].sort().values, holdout_subset, g, "holdout_subset"),
                  test=seeded_subset(torch.arange(n_test_images), test_subset, g, "test_subset"))
 
 

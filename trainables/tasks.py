@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .data import ImageDataset
+from .order import check_order
 
 REAL_TASKS: tuple[tuple[int, ...], ...] = tuple(itertools.combinations(range(10), 5))[:126]
 
@@ -112,6 +113,14 @@ def read_table(path: str | Path) -> tuple[list[str], np.ndarray]:
     return names, values
 
 
+def check_table_order(path, images, dataset: str, what: str) -> None:
+    """TaskError if the table at `path` indexes another order of `images` (trainables.order)."""
+    try:
+        check_order(path, images, dataset, what)
+    except ValueError as e:
+        raise TaskError(str(e)) from None
+
+
 def table_task(dataset: ImageDataset, index: int, *, source: str | None = None,
                num_classes: int = 2) -> TaskLabels:
     if not source:
@@ -121,6 +130,7 @@ def table_task(dataset: ImageDataset, index: int, *, source: str | None = None,
     if len(values) != len(dataset.train_y):
         raise TaskError(f"task table {source} has {len(values)} rows but {dataset.name} has "
                         f"{len(dataset.train_y)} training images; give one row per training image")
+    check_table_order(source, dataset.train_x, dataset.name, "training images")
     col = values[:, index]
     if col.min() < 0 or col.max() >= num_classes:
         raise TaskError(f"task table {source}: column {names[index]!r} has labels outside 0..{num_classes - 1}; "

@@ -16,7 +16,8 @@ import torch
 
 from ..agreement import device_images
 from ..data import ImageDataset
-from ..tasks import TaskError, TaskLabels, read_table
+from ..order import image_order, order_metadata
+from ..tasks import TaskError, TaskLabels, check_table_order, read_table
 from .config import DiscoveryConfig
 from .encoder import TaskEncoder, build_encoder, encoder_labels
 
@@ -34,8 +35,9 @@ def table_of_test_images(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}-test{path.suffix}")
 
 
-def write_table(labels: torch.Tensor | np.ndarray, path: str | Path) -> Path:
-    """Write hard labels (N, n_tasks) as a task table (CSV or Parquet by suffix)."""
+def write_table(labels: torch.Tensor | np.ndarray, path: str | Path, order: str | None = None) -> Path:
+    """Write hard labels (N, n_tasks) as a task table (CSV or Parquet by suffix); a Parquet table
+    records `order`, the identity of the image order its rows follow (trainables.order)."""
     path = Path(path)
     if path.suffix not in TABLE_SUFFIXES:
         raise ValueError(f"task table {path}: use a .csv or .parquet suffix")
@@ -47,7 +49,7 @@ def write_table(labels: torch.Tensor | np.ndarray, path: str | Path) -> Path:
         import pyarrow as pa
         import pyarrow.parquet as pq
         columns = {"": index, **{name: values[:, i] for i, name in enumerate(names)}}
-        pq.write_table(pa.table(columns), path)
+        pq.write_table(pa.table(columns).replace_schema_metadata(order_metadata(order)), path)
     else:  # by hand: pyarrow's CSV writer quotes the header, the authors' file does not
         np.savetxt(path, np.column_stack([index, values]), fmt="%d", delimiter=",",
                    header="," + ",".join(names), comments="")
@@ -61,8 +63,10 @@ def export_table(encoder: TaskEncoder, dataset: ImageDataset, path: str | Path,
     train, test = device_images(dataset, device)
     dtype = next(encoder.parameters()).dtype
     encoder.to(train.device)
-    return (write_table(encoder_labels(encoder, train, batch_size=batch_size, dtype=dtype), path),
-            write_table(encoder_labels(encoder, test, batch_size=batch_size, dtype=dtype), table_of_test_images(path)))
+    return (write_table(encoder_labels(encoder, train, batch_size=batch_size, dtype=dtype), path,
+                        image_order(dataset.train_x)),
+            write_table(encoder_labels(encoder, test, batch_size=batch_size, dtype=dtype), table_of_test_images(path),
+                        image_order(dataset.test_x)))
 
 
 def save_encoder(encoder: TaskEncoder, config: DiscoveryConfig, path: str | Path) -> Path:
@@ -126,19 +130,22 @@ def discovered_task(dataset: ImageDataset, index: int, *, source: str | None = N
     if path.suffix not in TABLE_SUFFIXES:
         raise TaskError(f"discovered task source {path}: expected an encoder checkpoint (.pt) or a task table "
                         "(.csv/.parquet)")
-    train = _table_column(path, index, len(dataset.train_y), "training")
+    train = _table_column(path, index, dataset, "training")
     test_path = table_of_test_images(path)
-    test = _table_column(test_path, index, len(dataset.test_y), "test") if test_path.is_file() else None
+    test = _table_column(test_path, index, dataset, "test") if test_path.is_file() else None
     return TaskLabels(f"discovered-{index}", train, test, 2)
 
 
-def _table_column(path: Path, index: int, n_rows: int, part: str) -> torch.Tensor:
+def _table_column(path: Path, index: int, dataset: ImageDataset, part: str) -> torch.Tensor:
     names, values = read_table(path)
+    images = dataset.train_x if part == "training" else dataset.test_x
+    n_rows = len(images)
     if not 0 <= index < len(names):
         raise TaskError(f"discovered task index {index} is out of range: {path} has tasks 0..{len(names) - 1}")
     if len(values) != n_rows:
         raise TaskError(f"task table {path} has {len(values)} rows but the dataset has {n_rows} {part} images; "
                         "use the table of this dataset")
+    check_table_order(path, images, dataset.name, f"{part} images")
     col = values[:, index]
     if col.min() < 0 or col.max() > 1:
         raise TaskError(f"task table {path}: column {names[index]!r} is not 0/1; discovered tasks are binary")

@@ -3,8 +3,8 @@
 `DiscoveryRun` is the stateful core (one meta-step per `step`, state to and from a dict, so a
 Tune trial or a notebook can drive it); `discover` runs it to the end.
 
-Randomness: the draws of meta-step k (task index, inner and agreement batches) come from a
-generator seeded with (step_seed, k), and the inner pair's initialisation is fixed, so the
+Randomness: the draws of meta-step k (task index, inner batches, and with agreement_batch "fresh"
+the agreement batch) come from a generator seeded with (step_seed, k), and the inner pair's initialisation is fixed, so the
 run's whole random state is its step counter: a resumed run replays exactly the same steps.
 """
 from __future__ import annotations
@@ -49,7 +49,9 @@ def draw_step(step: int, config: DiscoveryConfig, split: Split) -> tuple[int, li
     task = int(torch.randint(config.n_linear_tasks, (1,), generator=g))
     train, held = split.train, split.holdout
     inner = [train[torch.randint(len(train), (config.inner_batch_size,), generator=g)] for _ in range(config.nsteps)]
-    outer = held[torch.randperm(len(held), generator=g)[:config.outer_batch_size]]
+    # The authors' agreement batch is one fixed batch: drawn from a generator that does not depend on the step.
+    g_outer = torch.Generator().manual_seed(config.step_seed) if config.agreement_batch == "fixed" else g
+    outer = held[torch.randperm(len(held), generator=g_outer)[:config.outer_batch_size]]
     return task, inner, outer
 
 

@@ -80,8 +80,8 @@ class InnerPair:
 
 def sgd_step(pair: InnerPair, lr: float, precision: str, x0: torch.Tensor, y0: torch.Tensor,
              x1: torch.Tensor, y1: torch.Tensor, *params: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """One differentiable SGD step of both networks (network k on (x_k, y_k)); returns the new
-    parameters as a function of the old ones and of the soft labels."""
+    """One differentiable SGD step of both networks (network k on (x_k, y_k)) on the mean of their
+    losses; returns the new parameters as a function of the old ones and of the soft labels."""
     with torch.enable_grad():  # reentrant checkpointing runs the first pass under no_grad
         # The fixed initial parameters do not require grad; the inner gradient needs leaves.
         params = tuple(p if p.requires_grad else p.detach().requires_grad_() for p in params)
@@ -89,7 +89,8 @@ def sgd_step(pair: InnerPair, lr: float, precision: str, x0: torch.Tensor, y0: t
         # The fused attention kernels (flash, memory-efficient) have no double backward; the math
         # one has. Set here, inside the step, so that checkpoint recomputation uses it too.
         with autocast(precision, x0.device), sdpa_kernel(SDPBackend.MATH):
-            loss = soft_cross_entropy(pair.logits(0, p0, x0), y0) + soft_cross_entropy(pair.logits(1, p1, x1), y1)
+            # The mean of the two losses, as the authors' inner step (their lr is per network of the mean)
+            loss = 0.5 * (soft_cross_entropy(pair.logits(0, p0, x0), y0) + soft_cross_entropy(pair.logits(1, p1, x1), y1))
         grads = torch.autograd.grad(loss, params, create_graph=True)
     return tuple(p - lr * g for p, g in zip(params, grads))
 

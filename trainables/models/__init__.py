@@ -1,7 +1,7 @@
 """Model registry: name -> constructor(num_classes, width, image_shape) -> nn.Module.
 
 Every model exposes `features(x)` (penultimate features, shape (B, feature_dim)),
-`feature_dim` and `head` (the last Linear), so the discovery encoder can reuse any backbone.
+`feature_dim` and `head` (features to logits: the last Linear, for the ViT BatchNorm then Linear), so the discovery encoder can reuse any backbone.
 """
 from __future__ import annotations
 

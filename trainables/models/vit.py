@@ -1,4 +1,9 @@
-"""The paper's ViT for CIFAR: patch 4, dim 256, depth 6, 6 heads, MLP dim 256, BatchNorm for LayerNorm."""
+"""The paper's ViT for CIFAR: patch 4, dim 256, depth 6, 6 heads, MLP dim 256, BatchNorm for LayerNorm.
+
+As the authors' models/vit.py (lucidrains' ViT with batch_norm=True): token BatchNorm before each
+attention and MLP block, the cls token and position embedding drawn from N(0, 1), and the head a
+BatchNorm1d of the cls vector followed by the Linear; the penultimate features are the cls vector.
+"""
 from __future__ import annotations
 
 import torch
@@ -54,17 +59,16 @@ class ViT(nn.Module):
             raise ValueError(f"ViT: image size {h}x{w} is not a multiple of the patch size {patch}")
         dim, dim_head, mlp_dim = scaled(dim, width), scaled(dim_head, width), scaled(mlp_dim, width)
         self.patchify = nn.Conv2d(c, dim, patch, patch)  # a linear map of each flattened patch
-        self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-        self.pos = nn.Parameter(torch.randn(1, (h // patch) * (w // patch) + 1, dim) * 0.02)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, (h // patch) * (w // patch) + 1, dim))
         self.blocks = nn.Sequential(*[Block(dim, heads, dim_head, mlp_dim) for _ in range(depth)])
-        self.norm = TokenBatchNorm(dim)
         self.feature_dim = dim
-        self.head = nn.Linear(dim, num_classes)
+        self.head = nn.Sequential(nn.BatchNorm1d(dim), nn.Linear(dim, num_classes))  # BatchNorm of the cls vector
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.patchify(x).flatten(2).transpose(1, 2)
         tokens = torch.cat([self.cls.expand(len(x), -1, -1), tokens], dim=1) + self.pos
-        return self.norm(self.blocks(tokens))[:, 0]
+        return self.blocks(tokens)[:, 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

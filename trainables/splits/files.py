@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..order import order_metadata
 from .construct import SplitError, TrainTestSplit, check_split
 
 TORCH_SUFFIXES = (".torch", ".pt", ".pth")
@@ -123,15 +124,17 @@ def _write_atomic(path: Path, write) -> Path:
     return path
 
 
-def write_splits(path: str | Path, splits: Splits) -> Path:
-    """The authors' layout (.torch/.pt) or a Parquet split table, by suffix."""
+def write_splits(path: str | Path, splits: Splits, order: str | None = None) -> Path:
+    """The authors' layout (.torch/.pt) or a Parquet split table, by suffix; a Parquet table records
+    `order`, the identity of the image order its indices refer to (trainables.order)."""
     path = Path(path)
     if path.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
         rows = [{"target": k, "split": i, "train": s.train.tolist(), "test": s.test.tolist()}
                 for k, v in splits.items() for i, s in enumerate(v)]
-        return _write_atomic(path, lambda p: pq.write_table(pa.Table.from_pylist(rows), p))
+        table = pa.Table.from_pylist(rows).replace_schema_metadata(order_metadata(order))
+        return _write_atomic(path, lambda p: pq.write_table(table, p))
     if path.suffix not in TORCH_SUFFIXES:
         raise SplitError(f"split file {path}: use a .torch, .pt or .parquet suffix")
     obj = {k: [(s.train.clone(), s.test.clone()) for s in v] for k, v in splits.items()}
