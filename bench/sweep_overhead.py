@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import write_tiny_imagefolder  # noqa: E402
 from sweep_helpers import tiny_spec  # noqa: E402
 
-from orchestrator.spec import load_spec  # noqa: E402
+from orchestrator.specs.agreement import load_spec  # noqa: E402
 from orchestrator.launch import run_sweep  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from .specio import SpecError
+from orchestrator.specs.io import SpecError
 
 EXIT_BAD_INPUT = 2
 TOP = 10  # top tasks listed after a sweep and by `results`
@@ -18,11 +18,11 @@ TOP = 10  # top tasks listed after a sweep and by `results`
 
 def load_any(path, overrides):
     """An agreement spec, a discovery spec (with a `discovery:` section) or a split spec (`splits:`)."""
-    from .discovery_spec import is_discovery, load_discovery_spec
-    from .spec import load_spec
-    from .specio import read_yaml
-    from .randnet_spec import is_randnet, load_randnet_spec
-    from .split_spec import is_split, load_split_spec
+    from orchestrator.specs.discovery import is_discovery, load_discovery_spec
+    from orchestrator.specs.agreement import load_spec
+    from orchestrator.specs.io import read_yaml
+    from orchestrator.specs.randnet import is_randnet, load_randnet_spec
+    from orchestrator.specs.splits import is_split, load_split_spec
     data = read_yaml(path)
     if is_cluster(data):
         raise SpecError(f"{path} is a Ray cluster config, not a spec: start it with `ray up {path}`, "
@@ -34,8 +34,8 @@ def load_any(path, overrides):
 
 def summary(rows: list[dict], top: int = TOP) -> str:
     """The summary that fits the record: agreement scores, split accuracies, or exports (discovery, randnet)."""
-    from .results import summarize, summarize_exports
-    from .split_results import is_split_record, summarize_splits
+    from orchestrator.results.agreement import summarize, summarize_exports
+    from orchestrator.results.splits import is_split_record, summarize_splits
     if is_split_record(rows):
         return summarize_splits(rows)
     return summarize(rows, top=top) if not rows or "agreement" in rows[0] else summarize_exports(rows)
@@ -46,7 +46,7 @@ def is_cluster(data: dict) -> bool:
 
 
 def _sweep(args) -> int:
-    from .discovery_spec import DiscoverySpec
+    from orchestrator.specs.discovery import DiscoverySpec
     path = Path(args.resume) / "spec.yaml" if args.resume else args.spec
     if path is None:
         raise SpecError("sweep needs a spec file, or --resume SWEEP_DIR")
@@ -54,8 +54,8 @@ def _sweep(args) -> int:
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         # Ray reads this when imported: a machine-local Ray then binds to loopback only.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    from .launch import run_any, run_discovery, run_randnet
-    from .randnet_spec import RandomNetSpec
+    from orchestrator.launch import run_any, run_discovery, run_randnet
+    from orchestrator.specs.randnet import RandomNetSpec
     if isinstance(spec, (DiscoverySpec, RandomNetSpec)):
         discovery = isinstance(spec, DiscoverySpec)
         found, sweeps = (run_discovery if discovery else run_randnet)(spec, address=args.address)
@@ -76,7 +76,7 @@ def _sweep(args) -> int:
 
 
 def _results(args) -> int:
-    from .record import Record
+    from orchestrator.tracking.record import Record
     target = Path(args.target)
     if target.is_file():
         target = Path(load_any(target, args.set).sweep_dir)
@@ -97,9 +97,9 @@ def _ui(args) -> int:
 
 
 def _validate(args) -> int:
-    from .specio import read_yaml
+    from orchestrator.specs.io import read_yaml
     if is_cluster(read_yaml(args.file)):
-        from .cluster import validate_cluster
+        from orchestrator.specs.cluster import validate_cluster
         validate_cluster(args.file)
         print(f"{args.file}: valid Ray cluster config")
         return 0
@@ -117,10 +117,10 @@ def _fields(args) -> int:
     from trainables.discovery import DiscoveryConfig
     from trainables.protocol import Protocol
     from trainables.splits import RandomNetConfig
-    from .discovery_spec import DiscoverySpec, ScoreSpec
-    from .randnet_spec import RandomNetSpec
-    from .spec import DatasetSpec, Resources, SweepSpec, TaskSet, Tracking
-    from .split_spec import SplitFollowUp, SplitPlan, SplitSweepSpec
+    from orchestrator.specs.discovery import DiscoverySpec, ScoreSpec
+    from orchestrator.specs.randnet import RandomNetSpec
+    from orchestrator.specs.agreement import DatasetSpec, Resources, SweepSpec, TaskSet, Tracking
+    from orchestrator.specs.splits import SplitFollowUp, SplitPlan, SplitSweepSpec
     sections = {"sweep": SweepSpec, "dataset": DatasetSpec, "protocol": Protocol, "tasks.<set>": TaskSet,
                 "resources": Resources, "tracking": Tracking, "discovery spec": DiscoverySpec,
                 "discovery": DiscoveryConfig, "score": ScoreSpec, "split spec": SplitSweepSpec,

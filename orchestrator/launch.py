@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .discovery_spec import DiscoverySpec, discovery_spec_data, plain_discovery_spec
-from .randnet_spec import RandomNetSpec, plain_randnet_spec, randnet_spec_data
-from .record import Record
-from .results import finish_exports, finish_sweep
-from .spec import SweepSpec, plain_spec, spec_data
-from .split_results import finish_splits
-from .split_spec import SplitSweepSpec, plain_split_spec, split_spec_data
-from .specio import flatten
-from .tracking import Tracker
+from orchestrator.specs.discovery import DiscoverySpec, discovery_spec_data, plain_discovery_spec
+from orchestrator.specs.randnet import RandomNetSpec, plain_randnet_spec, randnet_spec_data
+from orchestrator.tracking.record import Record
+from orchestrator.results.agreement import finish_exports, finish_sweep
+from orchestrator.specs.agreement import SweepSpec, plain_spec, spec_data
+from orchestrator.results.splits import finish_splits
+from orchestrator.specs.splits import SplitSweepSpec, plain_split_spec, split_spec_data
+from orchestrator.specs.io import flatten
+from orchestrator.tracking.mlflow_runs import Tracker
 
 
 def open_sweep(spec, text: str, params: dict) -> tuple[Path, Record, Tracker, str]:
@@ -86,7 +86,7 @@ def _run_missing(adapter: str, spec, trials: list, sweep_dir: Path, record: Reco
     print(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already recorded, {len(todo)} to run "
           f"(sweep folder {sweep_dir})", flush=True)
     if todo:
-        from .sweep import fit  # Ray is imported only when there is something to run
+        from orchestrator.sweep import fit  # Ray is imported only when there is something to run
         fit(adapter, [t.to_config() for t in todo], spec, record, tracker, parent_id, len(trials),
             len(trials) - len(todo), address, callbacks)
     keys = {t.key for t in trials}

@@ -1,6 +1,6 @@
 """Ray Tune, behind one module: the generic trial actor, the driver-side callback, `fit`.
 
-What a trial does is an adapter's business (`agreement_trial`, `discovery_trial`): plain Python
+What a trial does is an adapter's business (`trials/`: agreement, discovery, splits, randnet): plain Python
 with a worker side (`start` -> a runner with step/done/state_dict/load_state_dict/outcome)
 and a driver side (run names, MLflow params, record rows). One Tune step is one runner step.
 Actors are reused across trials and keep their dataset on their device.
@@ -18,10 +18,10 @@ import ray
 import torch
 from ray import tune
 
-from .actor_data import LOADS
-from .adapters import ADAPTERS, Adapter
-from .record import Record
-from .tracking import Tracker
+from orchestrator.trials.actor_data import LOADS
+from orchestrator.trials.registry import ADAPTERS, Adapter
+from orchestrator.tracking.record import Record
+from orchestrator.tracking.mlflow_runs import Tracker
 
 STATE_FILE = "state.pt"
 

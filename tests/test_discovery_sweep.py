@@ -6,7 +6,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from orchestrator.cli import load_any
-from orchestrator.discovery_spec import DiscoverySpec
+from orchestrator.specs.discovery import DiscoverySpec
 from sweep_helpers import REPO, child_runs, cli
 from trainables.tasks import read_table
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.spec import load_spec, parse_indices
-from orchestrator.specio import SpecError
+from orchestrator.specs.agreement import load_spec, parse_indices
+from orchestrator.specs.io import SpecError
 from sweep_helpers import REPO, cli
 from trainables.protocol import Protocol
 

@@ -10,7 +10,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from orchestrator.cli import load_any
-from orchestrator.specio import SpecError
+from orchestrator.specs.io import SpecError
 from sweep_helpers import child_runs, cli
 from trainables.discovery import write_table
 from trainables.splits import TrainTestSplit
@@ -161,7 +161,7 @@ def test_cli_random_network_split_then_training(tmp_path, tiny_dataset_tar, ray_
 
 
 def test_shipped_randnet_specs_load(tiny_dataset_tar):
-    from orchestrator.randnet_spec import RandomNetSpec
+    from orchestrator.specs.randnet import RandomNetSpec
     from sweep_helpers import REPO
     imagenet = load_any(REPO / "specs" / "randnet-imagenet.yaml", [f"dataset.root={tiny_dataset_tar}"])
     assert isinstance(imagenet, RandomNetSpec) and imagenet.splits is None

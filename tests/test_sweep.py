@@ -13,10 +13,10 @@ import torch
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from orchestrator.record import Record
-from orchestrator.spec import load_spec
+from orchestrator.tracking.record import Record
+from orchestrator.specs.agreement import load_spec
 from orchestrator.sweep import materialize
-from orchestrator.agreement_trial import AgreementAdapter
+from orchestrator.trials.agreement import AgreementAdapter
 from orchestrator.launch import run_sweep
 from sweep_helpers import REPO, child_runs, cli, tiny_spec
 from trainables.discovery import table_of_test_images, write_table

@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .plots import plt
-from .tracking import Tracker
+from orchestrator.results.plots import plt
+from orchestrator.tracking.mlflow_runs import Tracker
 
 TABLE_COLUMNS = ("target", "labels", "group", "split_index", "seed", "train_size", "test_size", "test_acc",
                  "agreement")
@@ -101,7 +101,7 @@ def accuracy_figure(rows: list[dict], out_dir: Path) -> list[Path]:
 
 def finish_splits(spec, rows: list[dict], tracker: Tracker, parent_id: str, complete: bool) -> None:
     """The results table, figure and per-family means onto the sweep folder and the parent run."""
-    from .split_check import export_splits
+    from orchestrator.trials.split_build import export_splits
     out_dir = Path(spec.sweep_dir)
     if rows:
         tracker.log_artifacts(parent_id, write_split_tables(rows, out_dir) + accuracy_figure(rows, out_dir))

@@ -11,10 +11,10 @@ from pathlib import Path
 from trainables.discovery import DiscoveryRun, save_encoder, table_of_test_images, write_table
 from trainables.order import image_order
 
-from .actor_data import actor_images
-from .discovery_spec import CSV, ENCODER, TABLE, UNTRAINED, DiscoveryTrialSpec
-from .specio import to_plain
-from .trial_api import Completed, RunnerBase, TrialInfo, write_exports
+from orchestrator.trials.actor_data import actor_images
+from orchestrator.specs.discovery import CSV, ENCODER, TABLE, UNTRAINED, DiscoveryTrialSpec
+from orchestrator.specs.io import to_plain
+from orchestrator.trials.api import Completed, RunnerBase, TrialInfo, write_exports
 
 
 class DiscoveryRunner(RunnerBase):

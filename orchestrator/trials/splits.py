@@ -11,12 +11,12 @@ from trainables.discovery import table_of_test_images
 from trainables.splits import split_summary
 from trainables.splits.training import sample_images, split_run, training_labels
 
-from .actor_data import actor_images
-from .plots import split_samples_figure
-from .split_check import build_split
-from .split_spec import SplitTrialSpec
-from .specio import to_plain
-from .trial_api import Completed, RunnerBase, TrialInfo
+from orchestrator.trials.actor_data import actor_images
+from orchestrator.results.plots import split_samples_figure
+from orchestrator.trials.split_build import build_split
+from orchestrator.specs.splits import SplitTrialSpec
+from orchestrator.specs.io import to_plain
+from orchestrator.trials.api import Completed, RunnerBase, TrialInfo
 
 PROGRESS_PREFIXES = ("train/", "eval/", "perf/", "data/")
 

@@ -15,9 +15,9 @@ from trainables.order import image_order
 from trainables.splits import RandomNetScorer, split_summary
 from trainables.splits.files import write_partition_csv, write_single_split, write_splits
 
-from .randnet_spec import PARTITION, RULE, SPLIT, TABLE, TARGET, RandnetTrialSpec
-from .specio import to_plain
-from .trial_api import Completed, RunnerBase, TrialInfo, write_exports
+from orchestrator.specs.randnet import PARTITION, RULE, SPLIT, TABLE, TARGET, RandnetTrialSpec
+from orchestrator.specs.io import to_plain
+from orchestrator.trials.api import Completed, RunnerBase, TrialInfo, write_exports
 
 
 class RandnetRunner(RunnerBase):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .specio import SpecError, read_yaml
+from orchestrator.specs.io import SpecError, read_yaml
 
 
 def validate_cluster(path: str | Path) -> dict:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .plots import agreement_histograms
-from .spec import SweepSpec
-from .tracking import Tracker
+from orchestrator.results.plots import agreement_histograms
+from orchestrator.specs.agreement import SweepSpec
+from orchestrator.tracking.mlflow_runs import Tracker
 
 
 def summarize(rows: list[dict], top: int = 5) -> str:

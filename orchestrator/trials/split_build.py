@@ -16,8 +16,8 @@ from trainables.splits import (SplitError, TrainTestSplit, adversarial_split, ch
 from trainables.splits.files import NO_TARGET, read_splits, write_splits
 from trainables.tasks import TaskError, TaskLabels, make_task
 
-from .spec import TaskSet
-from .specio import SpecError
+from orchestrator.specs.agreement import TaskSet
+from orchestrator.specs.io import SpecError
 
 
 def file_positions(path: str, targets: TaskSet) -> dict[int, tuple[int, int]]:

@@ -18,9 +18,9 @@ from trainables.config import param
 from trainables.protocol import Protocol
 from trainables.splits.training import LABELS
 
-from .spec import (DatasetSpec, SweepBase, TaskSet, checked_data, grid_of, parse_indices, protocol_grid,
+from orchestrator.specs.agreement import (DatasetSpec, SweepBase, TaskSet, checked_data, grid_of, parse_indices, protocol_grid,
                    resolve_paths, task_sets)
-from .specio import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
+from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
 # Targets and rules must be binary tasks; these kinds are not (or not always).
 NOT_BINARY = ("real10",)
@@ -49,7 +49,7 @@ class SplitSweepSpec(SweepBase):
     seeds: tuple[int, ...] = param((0,), "training seeds: one network (or pair) per seed and split")
 
     def trials(self) -> list["SplitTrialSpec"]:
-        from .split_check import file_positions  # reads the split file once per spec
+        from orchestrator.trials.split_build import file_positions  # reads the split file once per spec
         varying = tuple(f.name for f in dataclasses.fields(Protocol)
                         if len({getattr(p, f.name) for p in self.protocols}) > 1)
         plan, out = self.splits, []
@@ -237,7 +237,7 @@ def follow_up_data(follow: SplitFollowUp) -> dict:
 
 
 def parse_split_spec(data: dict, origin: str) -> SplitSweepSpec:
-    from .split_check import check_splits
+    from orchestrator.trials.split_build import check_splits
     data = dict(data)
     protocols = protocol_grid(data.pop("protocol", None), origin)
     plan = split_plan(data.pop("splits"), origin)

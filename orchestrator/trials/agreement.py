@@ -7,10 +7,10 @@ from trainables.agreement import AgreementRun, split_for
 from trainables.discovery import table_of_test_images
 from trainables.tasks import make_task
 
-from .actor_data import actor_images
-from .spec import TrialSpec
-from .specio import to_plain
-from .trial_api import Completed, RunnerBase, TrialInfo
+from orchestrator.trials.actor_data import actor_images
+from orchestrator.specs.agreement import TrialSpec
+from orchestrator.specs.io import to_plain
+from orchestrator.trials.api import Completed, RunnerBase, TrialInfo
 
 PROGRESS_PREFIXES = ("train/", "eval/", "perf/", "data/")
 

@@ -18,9 +18,9 @@ from trainables.config import param
 from trainables.data import is_image_tree
 from trainables.splits import RandomNetConfig
 
-from .spec import DatasetSpec, SweepBase, TaskSet, checked_data, grid, grid_of, resolve_paths
-from .specio import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
-from .split_spec import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
+from orchestrator.specs.agreement import DatasetSpec, SweepBase, TaskSet, checked_data, grid, grid_of, resolve_paths
+from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
+from orchestrator.specs.splits import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
 
 SPLIT, TABLE, PARTITION, TARGET, RULE = "adv-split.torch", "split.parquet", "partition.csv", "target.npy", "rule.parquet"
 

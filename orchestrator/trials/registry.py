@@ -1,11 +1,11 @@
 """Registry of trial kinds the Tune layer can run, by name."""
 from __future__ import annotations
 
-from .agreement_trial import AgreementAdapter
-from .discovery_trial import DiscoveryAdapter
-from .randnet_trial import RandnetAdapter
-from .split_trial import SplitAdapter
-from .trial_api import Adapter
+from orchestrator.trials.agreement import AgreementAdapter
+from orchestrator.trials.discovery import DiscoveryAdapter
+from orchestrator.trials.randnet import RandnetAdapter
+from orchestrator.trials.splits import SplitAdapter
+from orchestrator.trials.api import Adapter
 
 ADAPTERS: dict[str, Adapter] = {
     "agreement": AgreementAdapter(),

@@ -23,7 +23,7 @@ from trainables.data import CIFAR10_ENV, DATASETS, HOLDOUT_RULE, DatasetError, d
 from trainables.protocol import Protocol
 from trainables.tasks import TASK_KINDS, TaskError, read_table, task_count
 
-from .specio import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
+from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 

@@ -1,0 +1,1 @@
+"""A sweep's results: summaries, tables and figures."""

@@ -1,0 +1,1 @@
+"""Sweep specs: frozen dataclasses loaded from YAML, validated before Ray starts."""
