@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from orchestrator.specs.io import SpecError
@@ -82,8 +83,23 @@ def _results(args) -> int:
         target = Path(load_any(target, args.set).sweep_dir)
     if not (target / "record").is_dir():
         raise SpecError(f"{target}: no sweep record here; pass a sweep folder (runs/<name>) or its spec file")
-    print(summary(Record(target).rows(), top=args.top))
+    rows = Record(target).rows()
+    current = current_keys(target)
+    if current is not None:  # rows of earlier runs of the folder under another protocol or code version
+        shown = [r for r in rows if r["key"] in current]
+        if len(shown) < len(rows):
+            print(f"({len(rows) - len(shown)} recorded trials of an earlier spec or version of this sweep are not shown)")
+        rows = shown
+    print(summary(rows, top=args.top))
     return 0
+
+
+def current_keys(sweep_dir: Path) -> set[str] | None:
+    """Keys of the trials of the spec saved in `sweep_dir`, or None if it cannot be loaded here."""
+    try:
+        return {t.key for t in load_any(sweep_dir / "spec.yaml", ()).trials()}
+    except (SpecError, OSError):
+        return None
 
 
 def _ui(args) -> int:
@@ -161,7 +177,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"taskdisc: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = one_line_warning  # a user reads what to check, not where in our code
     args = parser().parse_args(argv)
     try:
         return args.func(args)
