@@ -11,8 +11,7 @@ import torch
 from PIL import Image
 
 import trainables.data as data
-from trainables.data import (CIFAR10_MEAN, CIFAR10_STD, DatasetError, DeviceImages, load_dataset,
-                             make_split)
+from trainables.data import (CIFAR10_MEAN, CIFAR10_STD, DatasetError, DeviceImages, load_dataset, make_split)
 
 CLASSES = ("cat", "ant", "bee")  # deliberately unsorted: the index must sort them
 FILES = ("b.png", "a.png", "c.png")

@@ -18,8 +18,8 @@ from trainables.config import param
 from trainables.protocol import Protocol
 from trainables.splits.training import LABELS
 
-from orchestrator.specs.agreement import (DatasetSpec, SweepBase, TaskSet, checked_data, grid_of, parse_indices, protocol_grid,
-                   resolve_paths, task_sets)
+from orchestrator.specs.agreement import (DatasetSpec, SweepBase, TaskSet, checked_data, grid_of,
+                                          parse_indices, protocol_grid, resolve_paths, task_sets)
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
 # Targets and rules must be binary tasks; these kinds are not (or not always).
