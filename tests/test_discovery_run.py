@@ -94,12 +94,12 @@ def test_discovery_never_sees_the_agreement_holdout():
     assert not (inner & outer) and not (inner & as_holdout) and not (outer & as_holdout)
 
 
-def test_agreement_batch_is_fixed_as_the_authors_or_fresh_on_request():
+def test_agreement_batch_is_fixed_as_the_authors():
     from trainables.discovery.run import draw_step
     config = DiscoveryConfig(arch="mlp", h_dim=4, n_linear_tasks=4, holdout=100, outer_pool=50, outer_batch_size=16)
     split = discovery_split(1000, 10, config)
     fixed = [draw_step(k, config, split)[2] for k in range(3)]
     assert all(torch.equal(fixed[0], f) for f in fixed) and torch.isin(fixed[0], split.holdout).all()
-    fresh = [draw_step(k, dataclasses.replace(config, agreement_batch="fresh"), split)[2] for k in range(2)]
-    assert not torch.equal(fresh[0], fresh[1])
+    other = draw_step(0, dataclasses.replace(config, step_seed=1), split)[2]
+    assert not torch.equal(fixed[0], other)  # a run's batch depends on its step_seed
     assert not torch.equal(draw_step(0, config, split)[1][0], draw_step(1, config, split)[1][0])  # inner batches vary

@@ -8,7 +8,6 @@ from ..config import ConfigError, check, param
 from ..models import MODELS
 
 DATA_MODES = ("split", "shared")
-AGREEMENT_BATCHES = ("fixed", "fresh")
 CHECKPOINTING = ("auto", "on", "off")
 # fp64 exists for gradient checks (finite differences need it); bf16 autocasts the forward passes.
 PRECISIONS = ("fp32", "bf16", "fp64")
@@ -48,9 +47,6 @@ class DiscoveryConfig:
     holdout: int = param(5000, "training images of the AS holdout, never seen by discovery (same split as "
                                "Protocol), images", ge=1)
     split_seed: int = param(0, "seed of the AS train/holdout split (same convention as Protocol)", ge=0)
-    agreement_batch: str = param("fixed", "images of the agreement loss: fixed = the same batch from the outer pool "
-                                          "at every meta-step (authors'), fresh = a new draw each meta-step",
-                                 choices=AGREEMENT_BATCHES)
     outer_pool: int = param(5000, "images of the AS training part from which agreement batches are drawn; "
                                   "the rest feed the inner steps", ge=2)
     train_subset: int | None = param(None, "inner batches come from a seeded subset of this many training "
