@@ -160,7 +160,7 @@ def test_cli_random_network_split_then_training(tmp_path, tiny_dataset_tar, ray_
     assert "rn__randnet__seed0" in {c.info.run_name for c in children}
 
 
-def test_shipped_randnet_specs_load(tiny_dataset_tar):
+def test_shipped_randnet_specs_load(tiny_dataset_tar, monkeypatch):
     from orchestrator.specs.randnet import RandomNetSpec
     from sweep_helpers import REPO
     imagenet = load_any(REPO / "specs" / "randnet-imagenet.yaml", [f"dataset.root={tiny_dataset_tar}"])
@@ -169,6 +169,7 @@ def test_shipped_randnet_specs_load(tiny_dataset_tar):
     assert (c.arch, c.image_size, imagenet.resources.gpus) == ("resnet50", 224, 1)
     cpu = load_any(REPO / "specs" / "randnet-cifar-cpu.yaml", [f"dataset.root={tiny_dataset_tar}"])
     assert cpu.resources.gpus == 0 and cpu.splits.plan.random
+    monkeypatch.delenv("TASKDISC_CIFAR10", raising=False)  # CIFAR-10 by download: no image folder to stream
     with pytest.raises(SpecError, match="streams an image folder"):
         load_any(REPO / "specs" / "randnet-cifar-cpu.yaml", ["dataset.name=cifar10", "dataset.root=null",
                                                              "dataset.download=true"])

@@ -130,11 +130,11 @@ def table_task(dataset: ImageDataset, index: int, *, source: str | None = None,
     if len(values) != len(dataset.train_y):
         raise TaskError(f"task table {source} has {len(values)} rows but {dataset.name} has "
                         f"{len(dataset.train_y)} training images; give one row per training image")
-    check_table_order(source, dataset.train_x, dataset.name, "training images")
     col = values[:, index]
     if col.min() < 0 or col.max() >= num_classes:
         raise TaskError(f"task table {source}: column {names[index]!r} has labels outside 0..{num_classes - 1}; "
                         "fix the labels or raise num_classes")
+    check_table_order(source, dataset.train_x, dataset.name, "training images")
     return TaskLabels(f"table-{names[index]}", torch.from_numpy(col.astype(np.int64)), None, num_classes)
 
 

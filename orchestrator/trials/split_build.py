@@ -47,8 +47,8 @@ def build_split(trial, dataset: ImageDataset, local: Callable[[str | None], str 
     if trial.split_kind == "half":
         split = random_half_split(n, seed=trial.split_index)
     elif trial.file_key is not None:
-        check_order(local(trial.file), dataset.train_x, dataset.name, "training images")
         split = read_splits(local(trial.file), n)[trial.file_key][trial.split_index]
+        check_order(local(trial.file), dataset.train_x, dataset.name, "training images")
     else:
         rule = make_task(trial.rule_kind, trial.split_index, dataset, local(trial.rule_source), 2)
         split = adversarial_split(target.train, rule.train)

@@ -145,8 +145,8 @@ def _table_column(path: Path, index: int, dataset: ImageDataset, part: str) -> t
     if len(values) != n_rows:
         raise TaskError(f"task table {path} has {len(values)} rows but the dataset has {n_rows} {part} images; "
                         "use the table of this dataset")
-    check_table_order(path, images, dataset.name, f"{part} images")
     col = values[:, index]
     if col.min() < 0 or col.max() > 1:
         raise TaskError(f"task table {path}: column {names[index]!r} is not 0/1; discovered tasks are binary")
+    check_table_order(path, images, dataset.name, f"{part} images")
     return torch.from_numpy(col.astype(np.int64))
