@@ -41,7 +41,7 @@ def summarize_splits(rows: list[dict]) -> str:
     """Per target, label set and split family: trials, mean/std/min/max test accuracy, mean agreement
     of pairs; then the same per family over all targets."""
     head = f"{'target':<12}{'labels':<8}{'split':<18}{'trials':>7}{'test acc':>10}{'std':>8}{'min':>8}{'max':>8}" \
-           f"{'sizes (train/test)':>22}{'agree':>8}"
+           f"{'mean train/test':>22}{'agree':>8}"
     lines = [head]
     for by in (("target", "labels", "group"), ("labels", "group")):
         for key, rs in grouped(rows, by).items():

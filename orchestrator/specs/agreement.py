@@ -176,8 +176,10 @@ def column_names_given(value: Any) -> bool:
 
 def columns_by_name(value: Any, source: str | None, key: str, origin: str) -> tuple[int, ...]:
     """Column positions of a task table for names or shell-style patterns, in the table's order."""
-    if not source or not Path(source).is_file():
-        raise SpecError(f"{origin}: {key} names columns, so the set needs an existing table: set path")
+    if not source:
+        raise SpecError(f"{origin}: {key} names columns, so the set needs a table: set path")
+    if not Path(source).is_file():
+        raise SpecError(f"{origin}: {key} names columns of {source}, which does not exist; give the path of that table")
     try:
         names = read_table(source)[0]
     except TaskError as e:
@@ -190,12 +192,14 @@ def columns_by_name(value: Any, source: str | None, key: str, origin: str) -> tu
     return tuple(i for i, n in enumerate(names) if any(fnmatch.fnmatchcase(n, p) for p in patterns))
 
 
-def task_sets(raw: Any, origin: str) -> tuple[TaskSet, ...]:
+def task_sets(raw: Any, origin: str, section: str = "tasks") -> tuple[TaskSet, ...]:
+    """Task sets from `{group: indices or {kind, indices/columns, path, num_classes}}`; errors name
+    `section` (tasks, score.baselines, splits.rules, ...)."""
     if not isinstance(raw, dict) or not raw:
-        raise SpecError(f"{origin}: tasks must map task kinds to indices, e.g. {{real: 0-125, random: 0-31}}")
+        raise SpecError(f"{origin}: {section} must map task kinds to indices, e.g. {{real: 0-125, random: 0-31}}")
     sets = []
     for group, value in raw.items():
-        key = f"tasks.{group}"
+        key = f"{section}.{group}"
         body = dict(value) if isinstance(value, dict) else {"indices": value}
         kind = body.pop("kind", group)
         if kind not in TASK_KINDS:

@@ -130,7 +130,7 @@ def _score(raw, origin: str) -> ScoreSpec | None:
     if raw.get("tasks") is not None:
         raw["tasks"] = list(parse_indices(raw["tasks"], "score.tasks", origin))
     protocols = protocol_grid(raw.pop("protocol", None), origin)
-    baselines = task_sets(raw.pop("baselines"), origin) if raw.get("baselines") else ()
+    baselines = task_sets(raw.pop("baselines"), origin, "score.baselines") if raw.get("baselines") else ()
     raw.pop("baselines", None)
     return build(ScoreSpec, raw, "score", origin, shown=("protocol", "baselines"), protocols=protocols,
                  baselines=baselines)

@@ -148,7 +148,7 @@ def _one_set(raw, key: str, origin: str) -> TaskSet:
     """`targets:` as one task set: {kind: real, indices: [0, 11]} or {real: [0, 11]}."""
     if isinstance(raw, dict) and "kind" in raw:
         raw = {raw["kind"]: {k: v for k, v in raw.items() if k != "kind"}}
-    sets = task_sets(raw, origin)
+    sets = task_sets(raw, origin, key)
     if len(sets) != 1:
         raise SpecError(f"{origin}: {key} must name one task set, e.g. {{kind: real, indices: [0, 11]}}")
     return sets[0]
@@ -173,7 +173,7 @@ def split_plan(raw, origin: str, given: tuple[str, ...] = ()) -> SplitPlan:
     if "targets" not in raw and "targets" not in given:
         raise SpecError(f"{origin}: splits needs targets, e.g. targets: {{kind: real, indices: [0, 11, 18]}}")
     targets = _one_set(raw.pop("targets"), "splits.targets", origin) if "targets" in raw else TaskSet()
-    rules = task_sets(raw.pop("rules"), origin) if raw.get("rules") else ()
+    rules = task_sets(raw.pop("rules"), origin, "splits.rules") if raw.get("rules") else ()
     raw.pop("rules", None)
     labels = raw.get("labels", ["target"])
     raw["labels"] = [labels] if isinstance(labels, str) else labels

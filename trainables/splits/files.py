@@ -72,7 +72,9 @@ def _from_object(obj: Any, where: str) -> Splits:
 def _read_torch(path: Path) -> Splits:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):  # not a pickle of objects at all, rather than one that was refused
+            raise SplitError(f"{path}: not a readable torch file; re-save it with torch.save") from None
         raise SplitError(f"{path}: holds objects other than tensors, lists and numbers and was not loaded "
                          "(weights_only); save the splits as plain tensors or lists") from None
     except Exception as e:  # truncated file, not a zip or pickle at all
