@@ -38,20 +38,34 @@ def file_positions(path: str, targets: TaskSet) -> dict[int, tuple[int, int]]:
     return {t: (t, len(splits[t])) for t in targets.indices}
 
 
-def build_split(trial, dataset: ImageDataset, local: Callable[[str | None], str | None] = lambda p: p
-                ) -> tuple[TrainTestSplit, TaskLabels]:
+def _once(memo: dict | None, key: tuple, make: Callable):
+    """`make()`, computed once per `key` when a memo is given (the driver builds every split of a spec)."""
+    if memo is None:
+        return make()
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]
+
+
+def build_split(trial, dataset: ImageDataset, local: Callable[[str | None], str | None] = lambda p: p,
+                memo: dict | None = None) -> tuple[TrainTestSplit, TaskLabels]:
     """The split and target labels of `trial` (a SplitTrialSpec); `local` maps the driver's file
-    paths to this process's copies. Raises TaskError or SplitError."""
-    target = make_task(trial.target_kind, trial.target, dataset, local(trial.target_source), 2)
+    paths to this process's copies; `memo` keeps tasks and split files read for earlier trials.
+    Raises TaskError or SplitError."""
+    def task(kind: str, index: int, source: str | None) -> TaskLabels:
+        return _once(memo, ("task", kind, index, source),
+                     lambda: make_task(kind, index, dataset, local(source), 2))
+
+    target = task(trial.target_kind, trial.target, trial.target_source)
     n = len(dataset.train_y)
     if trial.split_kind == "half":
         split = random_half_split(n, seed=trial.split_index)
     elif trial.file_key is not None:
-        split = read_splits(local(trial.file), n)[trial.file_key][trial.split_index]
+        split = _once(memo, ("file", trial.file), lambda: read_splits(local(trial.file), n))[trial.file_key][
+            trial.split_index]
         check_order(local(trial.file), dataset.train_x, dataset.name, "training images")
     else:
-        rule = make_task(trial.rule_kind, trial.split_index, dataset, local(trial.rule_source), 2)
-        split = adversarial_split(target.train, rule.train)
+        split = adversarial_split(target.train, task(trial.rule_kind, trial.split_index, trial.rule_source).train)
     if trial.split_kind == "random":
         split = random_split_like(split, n, seed=trial.split_index)
     return check_split(split, n, f"split {trial.group}-{trial.split_index} of target {trial.target_name}"), target
@@ -62,10 +76,11 @@ def export_splits(spec, out_dir) -> list:
     [(train_ids, test_ids), ...]}, `<family>.torch`) and as a Parquet split table; returns the paths."""
     dataset = load_dataset(spec.dataset.name, spec.dataset.root, spec.dataset.download)
     families: dict[str, dict[int, dict[int, TrainTestSplit]]] = {}
+    memo: dict = {}
     for trial in spec.trials():
         family = families.setdefault(trial.group, {}).setdefault(trial.target, {})
         if trial.split_index not in family:
-            family[trial.split_index] = build_split(trial, dataset)[0]
+            family[trial.split_index] = build_split(trial, dataset, memo=memo)[0]
     paths = []
     for group, by_target in sorted(families.items()):
         splits = {t: [s for _, s in sorted(v.items())] for t, v in by_target.items()}
@@ -84,14 +99,14 @@ def check_splits(spec, origin: str):
         trials = spec.trials()
     except SpecError as e:
         raise SpecError(f"{origin}: {e}") from None
-    seen = set()
+    seen, memo = set(), {}
     for trial in trials:
         split_id = dataclasses.replace(trial, labels="", seed=0, protocol=spec.protocols[0], varying=())
         if split_id in seen:
             continue
         seen.add(split_id)
         try:
-            build_split(trial, dataset)
+            build_split(trial, dataset, memo=memo)
         except (TaskError, SplitError, ValueError) as e:
             raise SpecError(f"{origin}: splits: {e}") from None
     return spec
