@@ -15,6 +15,7 @@ from orchestrator.specs.io import SpecError
 
 EXIT_BAD_INPUT = 2
 TOP = 10  # top tasks listed after a sweep and by `results`
+MAX_TRIALS = 100_000  # a spec above this is more often a typo than a plan: --max-trials says it is a plan
 
 
 def load_any(path, overrides):
@@ -31,6 +32,18 @@ def load_any(path, overrides):
     loader = (load_discovery_spec if is_discovery(data) else load_randnet_spec if is_randnet(data)
               else load_split_spec if is_split(data) else load_spec)
     return loader(path, overrides)
+
+
+def prepare(path, overrides, max_trials: int):
+    """The spec at `path`, with everything checkable checked before anything runs or is written:
+    its fields (loading), its size, its dataset and every input file (`preflight`)."""
+    spec = load_any(path, overrides)
+    count = spec.trial_count()
+    if count > max_trials:
+        raise SpecError(f"{path}: {count:,} trials is above the limit of {max_trials:,}; if that is the plan, "
+                        f"pass --max-trials {count}, else narrow the task indices, seeds or grid")
+    spec.preflight(str(path))
+    return spec
 
 
 def summary(rows: list[dict], top: int = TOP) -> str:
@@ -51,7 +64,7 @@ def _sweep(args) -> int:
     path = Path(args.resume) / "spec.yaml" if args.resume else args.spec
     if path is None:
         raise SpecError("sweep needs a spec file, or --resume SWEEP_DIR")
-    spec = load_any(path, args.set)
+    spec = prepare(path, args.set, args.max_trials)
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         # Ray reads this when imported: a machine-local Ray then binds to loopback only.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -61,8 +74,8 @@ def _sweep(args) -> int:
         discovery = isinstance(spec, DiscoverySpec)
         found, sweeps = (run_discovery if discovery else run_randnet)(spec, address=args.address)
         what, where = ("encoders trained; task tables", "discovered") if discovery else ("images scored; splits", "randnet")
-        print(f"{len(found)}/{len(spec.trials())} {what} under {spec.sweep_dir / where}")
-        if len(found) < len(spec.trials()):
+        print(f"{len(found)}/{spec.trial_count()} {what} under {spec.sweep_dir / where}")
+        if len(found) < spec.trial_count():
             return 1
     else:
         sweeps = [(spec, run_any(spec, address=args.address))]
@@ -72,7 +85,7 @@ def _sweep(args) -> int:
         if rows:
             print(f"results: {sweep.sweep_dir}; MLflow: {sweep.tracking.uri} "
                   f"(experiment {sweep.experiment!r}; `taskdisc ui` to browse)")
-        complete = complete and len(rows) == len(sweep.trials())
+        complete = complete and len(rows) == sweep.trial_count()
     return 0 if complete else 1
 
 
@@ -83,7 +96,11 @@ def _results(args) -> int:
         target = Path(load_any(target, args.set).sweep_dir)
     if not (target / "record").is_dir():
         raise SpecError(f"{target}: no sweep record here; pass a sweep folder (runs/<name>) or its spec file")
-    rows = Record(target).rows()
+    record = Record(target)
+    rows = record.rows()
+    if record.set_aside:
+        print(f"({len(record.set_aside)} unreadable record files were moved to {record.aside_dir}; "
+              "their trials run again on the next sweep)")
     current = current_keys(target)
     if current is not None:  # rows of earlier runs of the folder under another protocol or code version
         shown = [r for r in rows if r["key"] in current]
@@ -97,7 +114,7 @@ def _results(args) -> int:
 def current_keys(sweep_dir: Path) -> set[str] | None:
     """Keys of the trials of the spec saved in `sweep_dir`, or None if it cannot be loaded here."""
     try:
-        return {t.key for t in load_any(sweep_dir / "spec.yaml", ()).trials()}
+        return {t.key for t in load_any(sweep_dir / "spec.yaml", ()).iter_trials()}
     except (SpecError, OSError):
         return None
 
@@ -119,12 +136,29 @@ def _validate(args) -> int:
         validate_cluster(args.file)
         print(f"{args.file}: valid Ray cluster config")
         return 0
-    spec = load_any(args.file, args.set)
+    spec = prepare(args.file, args.set, args.max_trials)
     then = ""
     if hasattr(spec, "follow_ups"):  # trials that export tasks or splits, then sweeps over them
         then = ", then " + (" and ".join(f"the {k} sweep" for k in ("score", "splits")
                                          if getattr(spec, k, None) is not None) or "nothing more")
-    print(f"{args.file}: valid spec {spec.name!r}: {len(spec.trials())} trials{then}")
+    print(f"{args.file}: valid spec {spec.name!r}: {spec.trial_count()} trials{then}")
+    return 0
+
+
+def _sync(args) -> int:
+    """Write the MLflow writes a sweep kept while MLflow did not answer."""
+    from orchestrator.tracking.sweep_log import SweepLog
+    folder = Path(args.sweep_dir)
+    if not (folder / "spec.yaml").is_file():
+        raise SpecError(f"{folder}: no sweep here (no spec.yaml); pass a sweep folder, e.g. runs/quickstart")
+    spec = load_any(folder / "spec.yaml", ())
+    log = SweepLog(folder, spec.tracking.uri, spec.experiment, spec.name, {}, folder / "spec.yaml")
+    waiting = log.flush()
+    if waiting:
+        print(f"{folder}: MLflow at {spec.tracking.uri} still does not answer; {waiting} runs' writes wait in "
+              f"{log.outbox}")
+        return 1
+    print(f"{folder}: MLflow at {spec.tracking.uri} holds every recorded run")
     return 0
 
 
@@ -157,6 +191,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. protocol.epochs=3")
     s.add_argument("--resume", metavar="SWEEP_DIR", help="resume the sweep in this folder from its saved spec")
     s.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    s.add_argument("--max-trials", type=int, default=MAX_TRIALS, metavar="N",
+                   help=f"refuse a spec of more than N trials (default {MAX_TRIALS:,})")
     s.set_defaults(func=_sweep)
     r = sub.add_parser("results", help="summarise a sweep's recorded results")
     r.add_argument("target", help="sweep folder (runs/<name>) or its spec file")
@@ -170,7 +206,12 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a spec or cluster.yaml without running anything")
     v.add_argument("file")
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec override")
+    v.add_argument("--max-trials", type=int, default=MAX_TRIALS, metavar="N",
+                   help=f"refuse a spec of more than N trials (default {MAX_TRIALS:,})")
     v.set_defaults(func=_validate)
+    y = sub.add_parser("sync", help="write to MLflow what a sweep kept while MLflow did not answer")
+    y.add_argument("sweep_dir", help="sweep folder, e.g. runs/quickstart")
+    y.set_defaults(func=_sync)
     f = sub.add_parser("fields", help="every spec field with its default, units and allowed values")
     f.add_argument("section", nargs="?", help="only this section, e.g. protocol or discovery")
     f.set_defaults(func=_fields)

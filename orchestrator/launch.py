@@ -1,10 +1,14 @@
-"""Run a sweep end to end: skip what the record holds, fit the rest under Tune, publish results.
+"""Run a sweep end to end: check its inputs, skip what the record holds, fit the rest under Tune,
+publish results.
 
 Agreement sweeps score tasks and split sweeps train on splits; discovery and random-network sweeps
 export tasks and splits and, when their spec says so, run follow-up agreement or split sweeps on them.
+Every sweep's inputs are checked (`spec.preflight`) before its folder is touched or Ray starts, and
+its folder is held by one driver at a time.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from orchestrator.specs.discovery import DiscoverySpec, discovery_spec_data, plain_discovery_spec
@@ -15,36 +19,28 @@ from orchestrator.specs.agreement import SweepSpec, plain_spec, spec_data
 from orchestrator.results.splits import finish_splits
 from orchestrator.specs.splits import SplitSweepSpec, plain_split_spec, split_spec_data
 from orchestrator.specs.io import flatten
-from orchestrator.tracking.mlflow_runs import Tracker
+from orchestrator.tracking.sweep_lock import sweep_lock
+from orchestrator.tracking.sweep_log import SweepLog
 
 
-def open_sweep(spec, text: str, params: dict) -> tuple[Path, Record, Tracker, str]:
-    """The sweep folder with the resolved spec saved, its record, and its MLflow parent run
-    (created by the driver before any trial logs)."""
+def open_sweep(spec, text: str, params: dict) -> tuple[Path, Record, SweepLog]:
+    """The sweep folder with the resolved spec saved, its record, and its MLflow log (whose parent
+    run the driver creates before any trial logs)."""
     sweep_dir = Path(spec.sweep_dir)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
     spec_file = sweep_dir / "spec.yaml"
     spec_file.write_text(text)
-    tracker = Tracker(spec.tracking.uri, spec.experiment)
-    return sweep_dir, Record(sweep_dir), tracker, tracker.parent_run(sweep_dir, spec.name, params, spec_file)
+    log = SweepLog(sweep_dir, spec.tracking.uri, spec.experiment, spec.name, params, spec_file)
+    return sweep_dir, Record(sweep_dir), log
 
 
 def run_sweep(spec: SweepSpec, address: str | None = None, callbacks: list | None = None) -> list[dict]:
     """Run every trial of `spec` not yet in its record; returns the record rows of this spec."""
-    sweep_dir, record, tracker, parent_id = open_sweep(spec, plain_spec(spec), flatten(spec_data(spec)))
-    trials = spec.trials()
-    rows = _run_missing("agreement", spec, trials, sweep_dir, record, tracker, parent_id, address, callbacks)
-    finish_sweep(spec, rows, tracker, parent_id, complete=len(rows) == len(trials))
-    return rows
+    return _run("agreement", spec, plain_spec(spec), spec_data(spec), finish_sweep, address, callbacks)
 
 
 def run_splits(spec: SplitSweepSpec, address: str | None = None, callbacks: list | None = None) -> list[dict]:
     """Train on every split of `spec` not yet recorded; returns the record rows of this spec."""
-    sweep_dir, record, tracker, parent_id = open_sweep(spec, plain_split_spec(spec), flatten(split_spec_data(spec)))
-    trials = spec.trials()
-    rows = _run_missing("split", spec, trials, sweep_dir, record, tracker, parent_id, address, callbacks)
-    finish_splits(spec, rows, tracker, parent_id, complete=len(rows) == len(trials))
-    return rows
+    return _run("split", spec, plain_split_spec(spec), split_spec_data(spec), finish_splits, address, callbacks)
 
 
 def run_discovery(spec: DiscoverySpec, address: str | None = None, callbacks: list | None = None
@@ -63,12 +59,8 @@ def run_randnet(spec: RandomNetSpec, address: str | None = None, callbacks: list
 
 def _run_then(adapter: str, spec, text: str, data: dict, address, callbacks) -> tuple[list[dict], list[tuple]]:
     """Trials that export files (one row each, written to `<name>.parquet`), then `spec.follow_ups`."""
-    sweep_dir, record, tracker, parent_id = open_sweep(spec, text, flatten(data))
-    trials = spec.trials()
-    rows = _run_missing(adapter, spec, trials, sweep_dir, record, tracker, parent_id, address, callbacks)
-    complete = len(rows) == len(trials)
-    finish_exports(spec, adapter, rows, tracker, parent_id, complete)
-    if not complete:
+    rows = _run(adapter, spec, text, data, functools.partial(finish_exports, kind=adapter), address, callbacks)
+    if len(rows) < spec.trial_count():
         return rows, []
     return rows, [(follow, run_any(follow, address, callbacks)) for follow in spec.follow_ups(rows)]
 
@@ -78,16 +70,36 @@ def run_any(spec, address: str | None = None, callbacks: list | None = None) -> 
     return (run_splits if isinstance(spec, SplitSweepSpec) else run_sweep)(spec, address, callbacks)
 
 
-def _run_missing(adapter: str, spec, trials: list, sweep_dir: Path, record: Record, tracker: Tracker,
-                 parent_id: str, address: str | None, callbacks: list | None) -> list[dict]:
-    """Fit the trials whose key is not in the record; return the record rows of all `trials`."""
+def _run(adapter: str, spec, text: str, data: dict, finish, address, callbacks) -> list[dict]:
+    spec.preflight(spec.name)
+    with sweep_lock(Path(spec.sweep_dir)):
+        sweep_dir, record, log = open_sweep(spec, text, flatten(data))
+        rows = _run_missing(adapter, spec, sweep_dir, record, log, address, callbacks)
+        finish(spec, rows, log, complete=len(rows) == spec.trial_count())
+        waiting = log.flush()
+        if waiting:
+            print(f"{waiting} runs' MLflow writes wait in {log.outbox}: `taskdisc sync {sweep_dir}` writes them "
+                  "once MLflow answers (so does the next sweep of this spec)", flush=True)
+    return rows
+
+
+def _run_missing(adapter: str, spec, sweep_dir: Path, record: Record, log: SweepLog, address: str | None,
+                 callbacks: list | None) -> list[dict]:
+    """Fit the trials whose key is not in the record; return the record rows of all the spec's trials."""
+    from orchestrator.trials.registry import ADAPTERS
     done = record.done_keys()
-    todo = [t for t in trials if t.key not in done]
-    print(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already recorded, {len(todo)} to run "
+    total, todo, inputs = 0, 0, {}
+    for t in spec.iter_trials():  # one pass, nothing kept per trial: a grid of millions stays small
+        total += 1
+        if t.key not in done:
+            todo += 1
+            inputs.update(dict.fromkeys(ADAPTERS[adapter].inputs(t.to_config())))
+    print(f"{spec.name}: {total} trials, {total - todo} already recorded, {todo} to run "
           f"(sweep folder {sweep_dir})", flush=True)
     if todo:
         from orchestrator.sweep import fit  # Ray is imported only when there is something to run
-        fit(adapter, [t.to_config() for t in todo], spec, record, tracker, parent_id, len(trials),
-            len(trials) - len(todo), address, callbacks)
-    keys = {t.key for t in trials}
+        files = {p: Path(p).read_bytes() for p in inputs}
+        fit(adapter, (t.to_config() for t in spec.iter_trials() if t.key not in done), files, spec, record, log,
+            total, total - todo, address, callbacks)
+    keys = {t.key for t in spec.iter_trials()}
     return [r for r in record.rows() if r["key"] in keys]

@@ -10,20 +10,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import ray
 import torch
 from ray import tune
+from ray.tune.search import Searcher
 
 from orchestrator.trials.actor_data import LOADS
+from orchestrator.trials.api import INPUT_ERRORS
 from orchestrator.trials.registry import ADAPTERS, Adapter
 from orchestrator.tracking.record import Record
-from orchestrator.tracking.mlflow_runs import Tracker
+from orchestrator.tracking.sweep_log import SweepLog
 
 STATE_FILE = "state.pt"
+INPUTS_PREFIX = "taskdisc-inputs-"  # + the actor's pid: folders of dead actors are found and removed
 
 
 class TrialActor(tune.Trainable):
@@ -35,15 +40,26 @@ class TrialActor(tune.Trainable):
 
     def setup(self, config: dict, files: dict[str, bytes] | None = None) -> None:
         self.cache: dict = {}
-        self.files = materialize(files or {}, Path(tempfile.mkdtemp(prefix="taskdisc-inputs-")))
+        self.inputs = Path(tempfile.mkdtemp(prefix=f"{INPUTS_PREFIX}{os.getpid()}-"))
+        remove_orphans(self.inputs.parent)
+        self.files = materialize(files or {}, self.inputs)
         self._begin(config)
 
     def _begin(self, config: dict) -> None:
         torch.set_num_threads(max(1, int(config["threads"])))
-        self.runner = ADAPTERS[config["adapter"]].start(config["trial"], config["device"], self.cache, self.files)
+        self.error = None
+        try:
+            self.runner = ADAPTERS[config["adapter"]].start(config["trial"], config["device"], self.cache, self.files)
+        except INPUT_ERRORS as e:  # bad input fails the same way on every retry: report it, do not raise
+            self.error = str(e)
 
     def step(self) -> dict:
-        metrics = self.runner.step()
+        if self.error is not None:
+            return {"done": True, "outcome": {"error": self.error}}
+        try:
+            metrics = self.runner.step()
+        except INPUT_ERRORS as e:
+            return {"done": True, "outcome": {"error": str(e)}}
         metrics["data/loads"] = self.cache.get(LOADS, 0)
         if self.runner.done:
             metrics["outcome"] = self.runner.outcome()
@@ -61,6 +77,27 @@ class TrialActor(tune.Trainable):
         self._begin(new_config)
         return True
 
+    def cleanup(self) -> None:
+        shutil.rmtree(self.inputs, ignore_errors=True)
+
+
+def remove_orphans(folder: Path) -> None:
+    """Delete input folders of actors that died without cleanup (SIGKILL, a lost node's restart)."""
+    for path in folder.glob(f"{INPUTS_PREFIX}*-*"):
+        pid = path.name[len(INPUTS_PREFIX):].split("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
+
 
 def materialize(files: dict[str, bytes], folder: Path) -> dict[str, str]:
     """Write each file under `folder`, keeping files of one source folder together (a task
@@ -74,27 +111,44 @@ def materialize(files: dict[str, bytes], folder: Path) -> dict[str, str]:
     return local
 
 
+class TrialFeed(Searcher):
+    """Tune's search algorithm here: hands out the sweep's trials one at a time as Tune asks for
+    them, so the driver holds the pending and running trials' configs, never the whole grid."""
+
+    def __init__(self, configs: Iterator[dict], constants: dict):
+        super().__init__()
+        self.configs, self.constants = configs, constants
+
+    def __getstate__(self) -> dict:
+        # Tune pickles its search algorithm into experiment snapshots; sweeps resume from their own
+        # record, not from those, so the generator stays out of them.
+        return {**self.__dict__, "configs": iter(())}
+
+    def suggest(self, trial_id: str) -> dict | str:
+        config = next(self.configs, None)
+        return Searcher.FINISHED if config is None else {"trial": config, **self.constants}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass  # nothing to learn: the grid is fixed
+
+
 class SweepCallback(tune.Callback):
     """Driver side: MLflow child runs, the record, and one progress line per finished trial."""
 
-    def __init__(self, adapter: Adapter, record: Record, tracker: Tracker, parent_id: str, total: int,
-                 done_before: int):
-        self.adapter, self.record, self.tracker, self.parent_id = adapter, record, tracker, parent_id
+    def __init__(self, adapter: Adapter, record: Record, log: SweepLog, total: int, done_before: int):
+        self.adapter, self.record, self.log = adapter, record, log
         self.total, self.finished = total, done_before
-        self.runs: dict[str, str] = {}
-
-    def _run_id(self, trial) -> str:
-        if trial.trial_id not in self.runs:
-            info = self.adapter.describe(trial.config["trial"])
-            self.runs[trial.trial_id] = self.tracker.start_child(self.parent_id, info.run_name, info.params)
-        return self.runs[trial.trial_id]
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._run_id(trial)
+        info = self.adapter.describe(trial.config["trial"])
+        self.log.start(info.key, info.run_name, info.params)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        key = self.adapter.describe(trial.config["trial"]).key
+        if "error" in result.get("outcome", {}):
+            return
         for step, metrics in self.adapter.progress(result):
-            self.tracker.log_metrics(self._run_id(trial), metrics, step=step)
+            self.log.metrics(key, metrics, step=step)
         note = self.adapter.note(trial.config["trial"], result)
         if note and not result.get("done"):
             print(f"[{self.finished}/{self.total}] {self.adapter.describe(trial.config['trial']).run_name}  {note}",
@@ -103,18 +157,20 @@ class SweepCallback(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         config, outcome = trial.config["trial"], trial.last_result["outcome"]
         info = self.adapter.describe(config)
+        if "error" in outcome:
+            self.log.finish(info.key, failed=True)
+            print(f"[failed] {info.run_name}: {outcome['error']} (bad input: not retried)", flush=True)
+            return
         done = self.adapter.complete(config, outcome)
-        self.record.add(info.key, done.row)  # first: the record is what a resumed sweep trusts
-        run_id = self._run_id(trial)
-        self.tracker.log_metrics(run_id, done.metrics, step=done.step)
-        self.tracker.log_artifacts(run_id, done.artifacts)
-        self.tracker.finish(run_id)
+        # The record is what a resumed sweep trusts; MLflow's copy waits in the outbox until written.
+        self.log.finish_trial(info.key, done.metrics, done.step, done.artifacts,
+                              record=lambda: self.record.add(info.key, done.row))
         drop_checkpoints(trial)
         self.finished += 1
         print(f"[{self.finished}/{self.total}] {info.run_name}  {done.line}", flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.tracker.finish(self._run_id(trial), failed=True)
+        self.log.finish(self.adapter.describe(trial.config["trial"]).key, failed=True)
         print(f"[failed] {self.adapter.describe(trial.config['trial']).run_name}: see {trial.local_path}", flush=True)
 
 
@@ -133,11 +189,11 @@ def connect(address: str | None = None) -> None:
         ray.init(address=address or os.environ.get("RAY_ADDRESS"), log_to_driver=False, configure_logging=False)
 
 
-def fit(adapter_name: str, trials: list[dict], sweep, record: Record, tracker: Tracker, parent_id: str,
+def fit(adapter_name: str, trials: Iterator[dict], files: dict[str, bytes], sweep, record: Record, log: SweepLog,
         total: int, done_before: int, address: str | None = None, callbacks: list | None = None) -> None:
-    """Run `trials` (adapter configs) under Tune with the resources, concurrency, failure and
-    checkpoint settings of `sweep` (any spec with `resources`, `concurrency`, `max_failures`,
-    `checkpoint_every`, `device`, `sweep_dir`)."""
+    """Run `trials` (adapter configs, produced lazily) under Tune with the resources, concurrency,
+    failure and checkpoint settings of `sweep` (any spec with `resources`, `concurrency`,
+    `max_failures`, `checkpoint_every`, `device`, `sweep_dir`); `files` are their input files."""
     # MLflow and the record are the logs: no per-trial CSV/JSON/TensorBoard files, and no warnings
     # from Tune's result grid about their absence or about the snapshot forced by num_to_keep.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -145,21 +201,20 @@ def fit(adapter_name: str, trials: list[dict], sweep, record: Record, tracker: T
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     connect(address)
     adapter = ADAPTERS[adapter_name]
-    files = {p: Path(p).read_bytes() for t in trials for p in adapter.inputs(t)}
     trainable = tune.with_resources(tune.with_parameters(TrialActor, files=files),
                                     {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus})
+    feed = TrialFeed(trials, {"adapter": adapter_name, "device": sweep.device,
+                              "threads": max(1, int(sweep.resources.cpus))})
     tune.Tuner(
         trainable,
-        param_space={"trial": tune.grid_search(trials), "adapter": adapter_name, "device": sweep.device,
-                     "threads": max(1, int(sweep.resources.cpus))},
         tune_config=tune.TuneConfig(
-            reuse_actors=True, max_concurrent_trials=sweep.concurrency,
+            search_alg=feed, num_samples=-1, reuse_actors=True, max_concurrent_trials=sweep.concurrency,
             trial_name_creator=lambda t: adapter.describe(t.config["trial"]).run_name,
             trial_dirname_creator=lambda t: adapter.describe(t.config["trial"]).key),
         run_config=tune.RunConfig(
             name=f"{sweep.name}-{int(time.time())}", storage_path=sweep.storage or str(Path(sweep.sweep_dir) / "tune"),
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every, num_to_keep=1),
-            callbacks=[SweepCallback(adapter, record, tracker, parent_id, total, done_before), *(callbacks or [])],
+            callbacks=[SweepCallback(adapter, record, log, total, done_before), *(callbacks or [])],
             verbose=0),
     ).fit()

@@ -61,7 +61,7 @@ def tiny_dataset_tar(tmp_path_factory) -> Path:
 def ray_address():
     """One local Ray (2 CPUs, loopback only) for the whole test session; CLI runs join it."""
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from orchestrator.cli import main
 from orchestrator.specs.agreement import load_spec, parse_indices
 from orchestrator.specs.io import SpecError
+from conftest import needs_cifar10
 from sweep_helpers import REPO, cli
 from trainables.protocol import Protocol
 
@@ -21,16 +23,18 @@ USER_DATA = {"randnet-imagenet.yaml", "randnet-cifar-cpu.yaml"}
 AUTHORS_FILES = {"paper-discovered.yaml"}
 
 
-def authors_discovered_csv(path) -> str:
-    """A file in the layout of the authors' discovered.csv (check_as.py reads it by column name)."""
+def authors_discovered_csv(path, rows: int = 50_000) -> str:
+    """A file in the layout of the authors' discovered.csv (check_as.py reads it by column name):
+    an index column, then one 0/1 column per task, one row per CIFAR-10 training image."""
     names = [f"{arch}-{i}" for arch, n in (("resnet18", 32), ("mlp", 32), ("vit", 32), ("resnet18_d8", 8))
              for i in range(n)]
-    rows = [",".join(["", *names])] + [",".join([str(r)] + ["1" if (r + i) % 2 else "0" for i in range(len(names))])
-                                        for r in range(6)]
-    path.write_text("\n".join(rows) + "\n")
+    r = np.arange(rows)[:, None]
+    values = np.concatenate([r, (r + np.arange(len(names))) % 2], axis=1)
+    np.savetxt(path, values, fmt="%d", delimiter=",", header=",".join(["", *names]), comments="")
     return str(path)
 
 
+@needs_cifar10  # validate decodes the dataset and checks every task file against it
 @pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
 def test_every_shipped_spec_validates(path, capsys, tiny_dataset_tar, tmp_path):
     overrides = ["--set", f"dataset.root={tiny_dataset_tar}"] if path.name in USER_DATA else []
@@ -121,7 +125,7 @@ def test_indices():
     ({**BASE, "dataset": {"name": "mnist"}}, "dataset.name='mnist'"),
     ({**BASE, "name": "bad name"}, "name='bad name'"),
     ({"name": "t"}, "missing key tasks"),
-    ({**BASE, "seeds": 3}, "seeds=3 is invalid: expected a list of int"),
+    ({**BASE, "seeds": "3-1"}, "seeds='3-1' is invalid: expected indices like 0-125"),
 ])
 def test_bad_specs_name_the_key(tmp_path, data, message):
     path = write(tmp_path, data)

@@ -5,7 +5,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -15,7 +17,7 @@ from ray import tune
 
 from orchestrator.tracking.record import Record
 from orchestrator.specs.agreement import load_spec
-from orchestrator.sweep import materialize
+from orchestrator.sweep import INPUTS_PREFIX, materialize, remove_orphans
 from orchestrator.trials.agreement import AgreementAdapter
 from orchestrator.launch import run_sweep
 from sweep_helpers import REPO, child_runs, cli, tiny_spec
@@ -24,6 +26,7 @@ from trainables.discovery import table_of_test_images, write_table
 
 def test_cli_sweep_tracks_every_trial(tmp_path, tiny_dataset_tar, ray_address):
     spec_path = tiny_spec(tmp_path, tiny_dataset_tar)
+    inputs_before = set(Path(tempfile.gettempdir()).glob(f"{INPUTS_PREFIX}*"))
     out = cli("sweep", str(spec_path), cwd=tmp_path, address=ray_address)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("] tiny__") == 6  # one progress line per finished trial
@@ -51,6 +54,8 @@ def test_cli_sweep_tracks_every_trial(tmp_path, tiny_dataset_tar, ray_address):
     csv_head = (tmp_path / "runs" / "tiny" / "agreement_table.csv").read_text().splitlines()[0]
     assert csv_head == "task_idx,task,as"
     assert not list((tmp_path / "runs" / "tiny" / "tune").rglob("state.pt"))  # recorded: checkpoints dropped
+
+    assert set(Path(tempfile.gettempdir()).glob(f"{INPUTS_PREFIX}*")) <= inputs_before  # actors cleaned up
 
     again = cli("sweep", str(spec_path), cwd=tmp_path, address=ray_address)  # nothing left to run
     assert again.returncode == 0 and "6 already recorded, 0 to run" in again.stdout
@@ -101,7 +106,10 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path, tiny_dataset
     deadline = time.time() + 240
     while len(record.done_keys()) < 2 and driver.poll() is None and time.time() < deadline:
         time.sleep(0.2)
-    os.killpg(driver.pid, signal.SIGKILL)
+    second = cli("sweep", str(spec_path), cwd=tmp_path, address=ray_address)  # one folder, one driver
+    assert second.returncode == 2 and f"pid {driver.pid}" in second.stderr, second.stderr[-2000:]
+    assert len(second.stderr.strip().splitlines()) == 1
+    os.killpg(driver.pid, signal.SIGKILL)  # the lock goes with it: the rerun below takes the folder
     driver.wait()
     done_before = record.done_keys()
     assert 2 <= len(done_before) < 8, "the driver should die mid-sweep"
@@ -117,17 +125,13 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path, tiny_dataset
 
     parents, children = child_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "resume")
     assert len(parents) == 1  # the resumed sweep reopened its parent run
-    finished = [r for r in children if r.info.status == "FINISHED"]
-    assert len(finished) == 8 and len({r.info.run_name for r in finished}) == 8
-    assert all(r.info.status in ("FINISHED", "KILLED") for r in children)
+    assert len(children) == 8 and len({r.info.run_name for r in children}) == 8  # one run per trial
+    assert all(r.info.status == "FINISHED" and "eval/agreement" in r.data.metrics for r in children)
+    assert not (tmp_path / "runs" / "resume" / "mlflow-outbox").exists()
 
 
-@pytest.mark.parametrize("override, message", [
+@pytest.mark.parametrize("override, message", [  # the entry point; every other case: test_bad_input.py
     ("protocol.epochs=0", "protocol.epochs=0 is invalid"),
-    ("protocol.arch=resnet99", "protocol.arch='resnet99' is invalid"),
-    ("protocol.colour=1", "unknown key protocol.colour"),
-    ("tasks.real=0-x", "tasks.real.indices"),
-    ("resources.gpus=-1", "resources.gpus=-1"),
 ])
 def test_bad_spec_exits_2_before_anything_is_written(tmp_path, tiny_dataset_tar, override, message):
     spec_path = tiny_spec(tmp_path, tiny_dataset_tar)
@@ -136,6 +140,15 @@ def test_bad_spec_exits_2_before_anything_is_written(tmp_path, tiny_dataset_tar,
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and str(spec_path) in lines[0]
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()
+
+
+def test_input_folders_of_dead_actors_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan, live = tmp_path / f"{INPUTS_PREFIX}{dead.stdout.strip()}-x", tmp_path / f"{INPUTS_PREFIX}{os.getpid()}-y"
+    for folder in (orphan, live):
+        (folder / "t").mkdir(parents=True)
+    remove_orphans(tmp_path)
+    assert not orphan.exists() and live.exists()
 
 
 def test_input_files_reach_actors_through_ray_with_their_siblings(tmp_path):

@@ -72,8 +72,11 @@ def _torchvision_dir(path: Path) -> Path:
 
 
 def _downloadable(path: Path) -> bool:
-    """torchvision may download into `path`: a folder, or nothing yet, but never a tarball's name."""
-    return not path.is_file() and not path.name.endswith(TAR_SUFFIXES)
+    """torchvision may download into `path`: nothing yet, an empty folder or one holding only its
+    own archive; never a tarball's name or a folder of other files (a wrong path, not a place to fill)."""
+    if path.is_file() or path.name.endswith(TAR_SUFFIXES):
+        return False
+    return not path.exists() or all(p.name == "cifar-10-python.tar.gz" for p in path.iterdir())
 
 
 def _missing_cifar10(path: Path) -> DatasetError:

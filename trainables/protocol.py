@@ -15,7 +15,7 @@ COMPILE_MODES = ("auto", "on", "off")
 class Protocol:
     arch: str = param("resnet18", "network architecture of both networks (model registry name)",
                       choices=tuple(MODELS))
-    width: float = param(1.0, "width factor applied to every layer's channels (1 = paper)", gt=0)
+    width: float = param(1.0, "width factor applied to every layer's channels (1 = paper)", gt=0, le=16)
     epochs: int = param(100, "training epochs (passes over the training part)", ge=1)
     batch_size: int = param(512, "training batch size, images per step (both networks see the same batch)",
                             ge=2)

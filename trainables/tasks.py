@@ -12,6 +12,7 @@ Later kinds join through `register_task_kind`.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,16 +78,28 @@ def random_task(dataset: ImageDataset, index: int, *, source=None, num_classes: 
     return TaskLabels(f"random-{index}", train, test, num_classes)
 
 
+def file_version(path: Path) -> tuple:
+    """What tells a file's versions apart for the readers' memo: (path, size, mtime)."""
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
 def read_table(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Task columns and their values (rows = dataset indices) from the authors' CSV or Parquet.
 
-    A leading index column (empty header, 'index' or '__index_level_0__') orders the rows.
+    A leading index column (empty header, 'index' or '__index_level_0__') orders the rows. A table
+    is read once while it is unchanged (one read per sweep, not one per task), its values read-only.
     """
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
     path = Path(path)
     if not path.is_file():
         raise TaskError(f"task table {path} does not exist; pass the path of a CSV or Parquet task table")
+    return _read_table(path, file_version(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_table(path: Path, version: tuple) -> tuple[list[str], np.ndarray]:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
     try:
         table = pq.read_table(path) if path.suffix == ".parquet" else pacsv.read_csv(path)
     except Exception as e:  # pyarrow raises ArrowInvalid and friends
@@ -110,6 +123,7 @@ def read_table(path: str | Path) -> tuple[list[str], np.ndarray]:
         if sorted(order.tolist()) != list(range(len(order))):
             raise TaskError(f"task table {path}: the index column is not a permutation of 0..{len(order) - 1}")
         values = values[np.argsort(order)]
+    values.setflags(write=False)
     return names, values
 
 
@@ -217,6 +231,23 @@ def register_task_kind(name: str, kind: Callable[..., TaskLabels],
 def task_count(kind: str, source: str | None = None) -> int | None:
     """Number of tasks of `kind` from `source`, or None if unbounded or unknown."""
     return TASK_COUNTS.get(kind, lambda s: None)(source)
+
+
+# Kinds whose every task reads its own labels from a file (a table column, a class-set row): a check
+# before a sweep builds each requested index. Elsewhere validity does not depend on the index (ranges
+# are checked when the spec loads), so the first index stands for all.
+TASK_CHECK_EACH: dict[str, Callable[[str | None], bool]] = {
+    "table": lambda source: True,
+    "classes": lambda source: True,
+    "discovered": lambda source: not str(source).endswith(".pt"),
+}
+
+
+def check_tasks(kind: str, indices, dataset: ImageDataset, source: str | None = None, num_classes: int = 2) -> None:
+    """TaskError (naming the file) if any task of `indices` cannot be built on `dataset`."""
+    each = TASK_CHECK_EACH.get(kind, lambda s: False)(source)
+    for index in (indices if each else list(indices)[:1]):
+        make_task(kind, index, dataset, source, num_classes)
 
 
 def make_task(kind: str, index: int, dataset: ImageDataset, source: str | None = None,

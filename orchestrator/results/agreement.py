@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from orchestrator.results.plots import agreement_histograms
 from orchestrator.specs.agreement import SweepSpec
-from orchestrator.tracking.mlflow_runs import Tracker
+from orchestrator.tracking.sweep_log import PARENT, SweepLog
 
 
 def summarize(rows: list[dict], top: int = 5) -> str:
@@ -55,23 +55,23 @@ def write_tables(rows: list[dict], out_dir: Path) -> list[Path]:
     return [parquet, table_csv]
 
 
-def finish_sweep(spec: SweepSpec, rows: list[dict], tracker: Tracker, parent_id: str, complete: bool) -> None:
+def finish_sweep(spec: SweepSpec, rows: list[dict], log: SweepLog, complete: bool) -> None:
     """Write the results table and figures into the sweep folder and onto the parent run."""
     out_dir = Path(spec.sweep_dir)
     if rows:
-        tracker.log_artifacts(parent_id, write_tables(rows, out_dir) + agreement_histograms(rows, out_dir))
+        log.artifacts(PARENT, write_tables(rows, out_dir) + agreement_histograms(rows, out_dir))
         for group in {r["group"] for r in rows}:
             a = [r["agreement"] for r in rows if r["group"] == group]
-            tracker.log_metrics(parent_id, {f"sweep/{group}/mean_agreement": sum(a) / len(a),
-                                            f"sweep/{group}/trials": len(a)}, step=0)
-    tracker.finish(parent_id, failed=not complete)
+            log.metrics(PARENT, {f"sweep/{group}/mean_agreement": sum(a) / len(a),
+                                 f"sweep/{group}/trials": len(a)}, step=0)
+    log.finish(PARENT, failed=not complete)
 
 
-def finish_exports(spec, kind: str, rows: list[dict], tracker: Tracker, parent_id: str, complete: bool) -> None:
+def finish_exports(spec, rows: list[dict], log: SweepLog, complete: bool, kind: str) -> None:
     """Write `<kind>.parquet` (one row per exporting trial, e.g. per discovery encoder: config, final
     losses, export paths) onto the parent run."""
     if rows:
         path = Path(spec.sweep_dir) / f"{kind}.parquet"
         pq.write_table(pa.Table.from_pylist(rows), path)
-        tracker.log_artifacts(parent_id, [path])
-    tracker.finish(parent_id, failed=not complete)
+        log.artifacts(PARENT, [path])
+    log.finish(PARENT, failed=not complete)

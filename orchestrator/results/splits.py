@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.results.plots import plt
-from orchestrator.tracking.mlflow_runs import Tracker
+from orchestrator.tracking.sweep_log import PARENT, SweepLog
 
 TABLE_COLUMNS = ("target", "labels", "group", "split_index", "seed", "train_size", "test_size", "test_acc",
                  "agreement")
@@ -99,18 +99,18 @@ def accuracy_figure(rows: list[dict], out_dir: Path) -> list[Path]:
     return paths
 
 
-def finish_splits(spec, rows: list[dict], tracker: Tracker, parent_id: str, complete: bool) -> None:
+def finish_splits(spec, rows: list[dict], log: SweepLog, complete: bool) -> None:
     """The results table, figure and per-family means onto the sweep folder and the parent run."""
     from orchestrator.trials.split_build import export_splits
     out_dir = Path(spec.sweep_dir)
     if rows:
-        tracker.log_artifacts(parent_id, write_split_tables(rows, out_dir) + accuracy_figure(rows, out_dir))
-        tracker.log_artifacts(parent_id, export_splits(spec, out_dir / "splits"), folder="splits")
+        log.artifacts(PARENT, write_split_tables(rows, out_dir) + accuracy_figure(rows, out_dir))
+        log.artifacts(PARENT, export_splits(spec, out_dir / "splits"), folder="splits")
         metrics = {}
         for by in (("labels", "group"), ("labels", "target", "group")):
             for key, rs in grouped(rows, by).items():
                 name = "/".join([_label(key[0]), *key[1:]])
                 metrics[f"splits/{name}/mean_test_acc"] = _stats([r["test_acc"] for r in rs])[0]
                 metrics[f"splits/{name}/trials"] = len(rs)
-        tracker.log_metrics(parent_id, metrics, step=0)
-    tracker.finish(parent_id, failed=not complete)
+        log.metrics(PARENT, metrics, step=0)
+    log.finish(PARENT, failed=not complete)

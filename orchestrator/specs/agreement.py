@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import itertools
 import json
 import os
@@ -23,9 +24,14 @@ from trainables.data import CIFAR10_ENV, DATASETS, HOLDOUT_RULE, DatasetError, d
 from trainables.protocol import Protocol
 from trainables.tasks import TASK_KINDS, TaskError, read_table, task_count
 
-from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
+from orchestrator.specs.io import MAX_INT, SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
-NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Names become folder and file names (sweep folder, record files, Tune trial folders) and MLflow run
+# names: one safe path component, never '.' or '..', short enough for both.
+NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.-]{1,100}$")
+NAME_RULE = "use 1-100 letters, digits, '_', '-' and '.' (not only dots)"
+# Indices of one task set are held in memory; more than this is a typo or a job for several sets.
+MAX_SET_INDICES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,32 @@ class SweepBase:
     def __post_init__(self):
         check(self)
         if not NAME.match(self.name):
-            raise ConfigError(f"name={self.name!r} is invalid: use letters, digits, '_', '-' and '.' only")
+            shown = self.name if len(self.name) <= 60 else f"{self.name[:40]}...({len(self.name)} characters)"
+            raise ConfigError(f"name={shown!r} is invalid: {NAME_RULE}")
+
+    def trials(self) -> list:
+        return list(self.iter_trials())
+
+    def iter_trials(self):
+        """The trials one by one (a grid of millions is never held in memory at once)."""
+        raise NotImplementedError
+
+    def trial_count(self) -> int:
+        """How many trials the spec expands to, without expanding it."""
+        return len(self.trials())
+
+    def task_sets(self) -> tuple[tuple[str, "TaskSet"], ...]:
+        """(spec key, set) of every task set the spec reads, for `preflight`."""
+        return ()
+
+    def preflight(self, origin: str):
+        """Check the inputs in the driver before Ray starts (SpecError naming the problem): the
+        dataset decoded once into the cache the trials read, every task set built against it.
+        Returns the dataset."""
+        from orchestrator.specs.preflight import check_task_sets, driver_dataset
+        dataset = driver_dataset(self.dataset, origin)
+        check_task_sets(self.task_sets(), dataset, origin)
+        return dataset
 
     @property
     def sweep_dir(self) -> Path:
@@ -100,14 +131,21 @@ class SweepBase:
 class SweepSpec(SweepBase):
     protocols: tuple[Protocol, ...] = param((Protocol(),), "protocol grid points (from `protocol:`)")
     tasks: tuple[TaskSet, ...] = param((), "task sets to score (from `tasks:`)")
-    seeds: tuple[int, ...] = param((0,), "pair seeds: one pair of networks per seed and task")
+    seeds: tuple[int, ...] = param((0,), "pair seeds: one pair of networks per seed and task, e.g. 0-4 or [0, 7]")
 
-    def trials(self) -> list["TrialSpec"]:
+    def iter_trials(self):
         varying = tuple(f.name for f in dataclasses.fields(Protocol)
                         if len({getattr(p, f.name) for p in self.protocols}) > 1)
-        return [TrialSpec(self.name, self.dataset, self.data_id, ts.group, ts.kind, i, ts.source, ts.num_classes,
+        data_id = self.data_id
+        return (TrialSpec(self.name, self.dataset, data_id, ts.group, ts.kind, i, ts.source, ts.num_classes,
                           seed, p, varying)
-                for p in self.protocols for ts in self.tasks for i in ts.indices for seed in self.seeds]
+                for p in self.protocols for ts in self.tasks for i in ts.indices for seed in self.seeds)
+
+    def trial_count(self) -> int:
+        return len(self.protocols) * sum(len(ts.indices) for ts in self.tasks) * len(self.seeds)
+
+    def task_sets(self) -> tuple[tuple[str, "TaskSet"], ...]:
+        return tuple((f"tasks.{ts.group}", ts) for ts in self.tasks)
 
 
 @dataclass(frozen=True)
@@ -128,9 +166,7 @@ class TrialSpec:
     @property
     def protocol_hash(self) -> str:
         """Identity of everything that changes the result besides task and seed."""
-        data = {"protocol": to_plain(self.protocol), "dataset": self.data_id, "kind": self.kind,
-                "source": self.source, "num_classes": self.num_classes, "holdout_rule": HOLDOUT_RULE}
-        return digest(data)
+        return protocol_hash(self.protocol, self.data_id, self.kind, self.source, self.num_classes)
 
     @property
     def key(self) -> str:
@@ -152,20 +188,42 @@ class TrialSpec:
                    c["num_classes"], c["seed"], Protocol(**c["protocol"]), tuple(c["varying"]))
 
 
+@functools.lru_cache(maxsize=4096)  # shared by every trial of a task set: hashed once, not per trial
+def protocol_hash(protocol: Protocol, data_id: str, kind: str, source: str | None, num_classes: int) -> str:
+    return digest({"protocol": to_plain(protocol), "dataset": data_id, "kind": kind, "source": source,
+                   "num_classes": num_classes, "holdout_rule": HOLDOUT_RULE})
+
+
 def parse_indices(value: Any, key: str, origin: str) -> tuple[int, ...]:
-    """'0-125', '0-3,7', 5 or [0, 5, 7] -> a tuple of distinct non-negative indices."""
+    """'0-125', '0-3,7', 5 or [0, 5, 7] -> a tuple of distinct non-negative indices (also seeds)."""
     items = value if isinstance(value, list) else [value]
-    out: list[int] = []
+    spans: list[tuple[int, int]] = []
     for item in items:
         for part in (str(item).split(",") if not isinstance(item, bool) else ["bad"]):
             m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
             if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
                 raise SpecError(f"{origin}: {key}={value!r} is invalid: expected indices like 0-125, '0-3,7' "
                                 "or [0, 5]")
-            out += range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1)
+            spans.append((int(m.group(1)), int(m.group(2) or m.group(1))))
+    if not spans:
+        raise SpecError(f"{origin}: {key} lists no indices; give at least one, e.g. 0-3")
+    top = max(hi for _, hi in spans)
+    if top > MAX_INT:
+        raise SpecError(f"{origin}: {key} includes {top}: indices and seeds are at most {MAX_INT}")
+    count = sum(hi - lo + 1 for lo, hi in spans)  # before any list is built: '0-10**20' is one line of text
+    if count > MAX_SET_INDICES:
+        raise SpecError(f"{origin}: {key}={value!r} lists {count:,} indices; at most {MAX_SET_INDICES:,} per set "
+                        "(split it into several sets)")
+    out = [i for lo, hi in spans for i in range(lo, hi + 1)]
     if len(set(out)) != len(out):
         raise SpecError(f"{origin}: {key}={value!r} lists an index twice; list each once")
     return tuple(out)
+
+
+def parse_seeds(data: dict, key: str, origin: str) -> None:
+    """Seeds take the forms indices do ('0-99', [0, 3]): parse `data['seeds']` in place."""
+    if "seeds" in data:
+        data["seeds"] = list(parse_indices(data["seeds"], key, origin))
 
 
 def column_names_given(value: Any) -> bool:
@@ -206,7 +264,7 @@ def task_sets(raw: Any, origin: str, section: str = "tasks") -> tuple[TaskSet, .
             raise SpecError(f"{origin}: unknown task kind {key}" + ("" if kind == group else f".kind={kind!r}")
                             + f"; choose from {', '.join(sorted(TASK_KINDS))} (or name one with kind: ...)")
         if not NAME.match(str(group)):
-            raise SpecError(f"{origin}: {key} is not a valid set name: use letters, digits, '_', '-' and '.'")
+            raise SpecError(f"{origin}: {str(key)[:80]} is not a valid set name: {NAME_RULE}")
         if "path" in body:
             body["source"] = body.pop("path")
         if "columns" in body and column_names_given(body["columns"]):  # the authors' tables name their tasks
@@ -276,9 +334,8 @@ def parse_spec(data: dict, origin: str) -> SweepSpec:
         raise SpecError(f"{origin}: " + ("use `protocol:` (lists sweep a grid), not `protocols:`"
                                          if "protocols" in data else "missing key tasks; e.g. tasks: {real: 0-3}"))
     tasks = task_sets(data.pop("tasks"), origin)
+    parse_seeds(data, "seeds", origin)
     spec = build(SweepSpec, data, "", origin, shown=("protocol", "tasks"), protocols=protocols, tasks=tasks)
-    if len(set(spec.seeds)) != len(spec.seeds) or min(spec.seeds, default=0) < 0:
-        raise SpecError(f"{origin}: seeds={list(spec.seeds)} is invalid: list distinct non-negative integers")
     return checked_data(resolve_paths(spec), origin)
 
 

@@ -18,7 +18,7 @@ from trainables.data import HOLDOUT_RULE
 from trainables.discovery import DiscoveryConfig
 
 from orchestrator.specs.agreement import (DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_grid,
-                                          task_sets, checked_data, grid, grid_of, parse_indices,
+                                          task_sets, checked_data, grid, grid_of, parse_indices, parse_seeds,
                                           resolve_paths, task_sets_data)
 from orchestrator.specs.splits import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
@@ -43,11 +43,15 @@ class DiscoverySpec(SweepBase):
     splits: SplitFollowUp | None = param(None, "build adversarial splits from the discovered tasks and train on "
                                                "them afterwards (null = do not)")
 
-    def trials(self) -> list["DiscoveryTrialSpec"]:
+    def iter_trials(self) -> list["DiscoveryTrialSpec"]:
         varying = tuple(f.name for f in dataclasses.fields(DiscoveryConfig)
                         if len({getattr(c, f.name) for c in self.configs}) > 1)
         return [DiscoveryTrialSpec(self.name, self.dataset, self.data_id, c, varying, self.steps_per_report,
                                    str(self.sweep_dir)) for c in self.configs]
+
+    def task_sets(self) -> tuple[tuple[str, TaskSet], ...]:
+        baselines = tuple((f"score.baselines.{ts.group}", ts) for ts in (self.score.baselines if self.score else ()))
+        return baselines + ((("splits.targets", self.splits.plan.targets),) if self.splits else ())
 
     def score_spec(self, rows: list[dict]) -> SweepSpec:
         """The agreement sweep over the discovered (and untrained) tasks of `rows` plus the baselines."""
@@ -129,6 +133,7 @@ def _score(raw, origin: str) -> ScoreSpec | None:
     raw = dict(raw)
     if raw.get("tasks") is not None:
         raw["tasks"] = list(parse_indices(raw["tasks"], "score.tasks", origin))
+    parse_seeds(raw, "score.seeds", origin)
     protocols = protocol_grid(raw.pop("protocol", None), origin)
     baselines = task_sets(raw.pop("baselines"), origin, "score.baselines") if raw.get("baselines") else ()
     raw.pop("baselines", None)

@@ -18,6 +18,11 @@ import yaml
 from trainables.config import allowed, violates
 
 
+# Every integer of a spec (epochs, seeds, indices, sizes) fits in 31 bits: larger values are typos,
+# and would overflow the int32/int64 arithmetic of seeds and index tensors.
+MAX_INT = 2**31 - 1
+
+
 class SpecError(ValueError):
     """A spec, override or file is invalid; str(e) is the one-line message for the user."""
 
@@ -27,7 +32,9 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise SpecError(f"{path}: no such file; give the path of a YAML spec (see specs/)")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file; give the path of a YAML spec (see specs/)") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         line = f" line {where.line + 1}" if where else ""
@@ -85,9 +92,14 @@ def convert(tp: Any, value: Any, key: str, origin: str) -> Any:
     if tp is bool:
         return value if isinstance(value, bool) else fail("true or false")
     if tp is int:
-        return value if isinstance(value, int) and not isinstance(value, bool) else fail("an integer")
+        if not isinstance(value, int) or isinstance(value, bool):
+            fail("an integer")
+        return value if abs(value) <= MAX_INT else fail(f"an integer of at most {MAX_INT}")
     if tp is float:
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else fail("a number")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            fail("a number")
+        # nan fails the comparison too; huge ints are compared before any float conversion
+        return float(value) if abs(value) <= MAX_INT else fail(f"a finite number of magnitude at most {MAX_INT}")
     if tp is str:
         return value if isinstance(value, str) else fail("a string")
     raise TypeError(f"unsupported spec field type {tp!r} at {key}")

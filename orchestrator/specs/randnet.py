@@ -30,11 +30,16 @@ class RandomNetSpec(SweepBase):
     configs: tuple = param((), "random-network config grid points (from `randnet:`)")
     splits: SplitFollowUp | None = param(None, "train on each exported split afterwards (null = do not)")
 
-    def trials(self) -> list["RandnetTrialSpec"]:
+    def iter_trials(self) -> list["RandnetTrialSpec"]:
         varying = tuple(f.name for f in dataclasses.fields(RandomNetConfig)
                         if len({getattr(c, f.name) for c in self.configs}) > 1)
         return [RandnetTrialSpec(self.name, self.dataset, self.data_id, c, varying, str(self.sweep_dir))
                 for c in self.configs]
+
+    def preflight(self, origin: str):
+        """Nothing to decode: the random network streams the images (an ImageNet-sized folder is never
+        held whole); the loader checked that the folder or tarball is there, each trial reads it."""
+        return None
 
     def follow_ups(self, rows: list[dict]) -> list[SplitSweepSpec]:
         """One split sweep per scored config: its target (a half of the classes) split by its rule."""

@@ -19,7 +19,7 @@ from trainables.protocol import Protocol
 from trainables.splits.training import LABELS
 
 from orchestrator.specs.agreement import (DatasetSpec, SweepBase, TaskSet, checked_data, grid_of,
-                                          parse_indices, protocol_grid, resolve_paths, task_sets)
+                                          parse_indices, parse_seeds, protocol_grid, resolve_paths, task_sets)
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
 # Targets and rules must be binary tasks; these kinds are not (or not always).
@@ -48,7 +48,7 @@ class SplitSweepSpec(SweepBase):
     splits: SplitPlan = param(SplitPlan(), "which splits to build and train on (from `splits:`)")
     seeds: tuple[int, ...] = param((0,), "training seeds: one network (or pair) per seed and split")
 
-    def trials(self) -> list["SplitTrialSpec"]:
+    def iter_trials(self) -> list["SplitTrialSpec"]:
         from orchestrator.trials.split_build import file_positions  # reads the split file once per spec
         varying = tuple(f.name for f in dataclasses.fields(Protocol)
                         if len({getattr(p, f.name) for p in self.protocols}) > 1)
@@ -63,6 +63,26 @@ class SplitSweepSpec(SweepBase):
                                                       target, plan.targets.source, *split, plan.file, labels,
                                                       plan.networks, seed, p, varying, str(self.sweep_dir)))
         return out
+
+    def task_sets(self) -> tuple[tuple[str, TaskSet], ...]:
+        return (("splits.targets", self.splits.targets),
+                *((f"splits.rules.{ts.group}", ts) for ts in self.splits.rules))
+
+    def preflight(self, origin: str):
+        """Also build every split once (bad indices, overlaps, a file of another layout fail here)."""
+        from orchestrator.trials.split_build import check_splits
+        dataset = super().preflight(origin)
+        check_splits(self, dataset, origin)
+        return dataset
+
+    def trial_count(self) -> int:
+        from orchestrator.trials.split_build import file_positions
+        plan = self.splits
+        positions = file_positions(plan.file, plan.targets) if plan.file else {}
+        copies = 2 if plan.random else 1
+        per_target = sum(len(r.indices) for r in plan.rules) * copies + plan.half
+        splits = sum(per_target + (positions[t][1] * copies if plan.file else 0) for t in plan.targets.indices)
+        return len(self.protocols) * splits * len(plan.labels) * len(self.seeds)
 
     def _splits_of(self, target: int, positions: dict[int, tuple[int, int]]) -> list[tuple]:
         """(kind, index, rule group, rule kind, rule source, file key) of every split of `target`."""
@@ -220,12 +240,10 @@ def split_follow_up(raw, origin: str, given: tuple[str, ...]) -> SplitFollowUp |
     rules = raw.pop("rules", None) if "rules" in given else None
     rules = None if rules is None else parse_indices(rules, "splits.rules", origin)
     protocols = protocol_grid(raw.pop("protocol", None), origin)
-    seeds = raw.pop("seeds", [0])
-    if not isinstance(seeds, list) or len(set(map(str, seeds))) != len(seeds) or any(
-            not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in seeds):
-        raise SpecError(f"{origin}: splits.seeds={seeds!r} is invalid: list distinct non-negative integers")
+    seeds = {"seeds": raw.pop("seeds", [0])}
+    parse_seeds(seeds, "splits.seeds", origin)
     plan = split_plan(raw, origin, given)
-    return build(SplitFollowUp, {"seeds": seeds}, "splits", origin, protocols=protocols, rules=rules, plan=plan)
+    return build(SplitFollowUp, seeds, "splits", origin, protocols=protocols, rules=rules, plan=plan)
 
 
 def follow_up_data(follow: SplitFollowUp) -> dict:
@@ -237,14 +255,12 @@ def follow_up_data(follow: SplitFollowUp) -> dict:
 
 
 def parse_split_spec(data: dict, origin: str) -> SplitSweepSpec:
-    from orchestrator.trials.split_build import check_splits
     data = dict(data)
     protocols = protocol_grid(data.pop("protocol", None), origin)
     plan = split_plan(data.pop("splits"), origin)
+    parse_seeds(data, "seeds", origin)
     spec = build(SplitSweepSpec, data, "", origin, shown=("protocol", "splits"), protocols=protocols, splits=plan)
-    if len(set(spec.seeds)) != len(spec.seeds) or min(spec.seeds, default=0) < 0:
-        raise SpecError(f"{origin}: seeds={list(spec.seeds)} is invalid: list distinct non-negative integers")
-    return check_splits(checked_data(resolve_paths(spec), origin), origin)
+    return checked_data(resolve_paths(spec), origin)
 
 
 def split_spec_data(spec: SplitSweepSpec) -> dict:

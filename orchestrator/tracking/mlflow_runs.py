@@ -7,6 +7,8 @@ runs (concurrent first use of a SQLite store races on its schema migration).
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import math
@@ -30,26 +32,29 @@ def default_artifact_root(uri: str) -> str | None:
     return None
 
 
+KEY_TAG = "taskdisc.key"  # a child run's trial key: what makes "one run per trial" checkable
+
+
 class Tracker:
     def __init__(self, uri: str, experiment: str):
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
-        exp = self.client.get_experiment_by_name(experiment)
-        if exp is None:
-            self.experiment_id = self.client.create_experiment(experiment, default_artifact_root(uri))
-        else:
-            if exp.lifecycle_stage == "deleted":
-                self.client.restore_experiment(exp.experiment_id)
-            self.experiment_id = exp.experiment_id
+        with store_lock(uri):  # concurrent first use of a SQLite store races on its schema migration
+            self.client = MlflowClient(tracking_uri=uri)
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None:
+                self.experiment_id = self.client.create_experiment(experiment, default_artifact_root(uri))
+            else:
+                if exp.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(exp.experiment_id)
+                self.experiment_id = exp.experiment_id
 
     def parent_run(self, sweep_dir: Path, name: str, params: dict, spec_file: Path) -> str:
         """The sweep's parent run: reopened when the sweep resumes, else created with the spec."""
         state = sweep_dir / PARENT_FILE
         if state.is_file():
             saved = json.loads(state.read_text())
-            if saved.get("uri") == self.uri and self._exists(saved["parent_run_id"]):
+            if saved.get("uri") == self.uri and self.exists(saved["parent_run_id"]):
                 self.client.update_run(saved["parent_run_id"], status="RUNNING")
-                self._kill_stale_children(saved["parent_run_id"])
                 return saved["parent_run_id"]
         run = self.client.create_run(self.experiment_id, run_name=name, tags={"taskdisc.sweep": name})
         rid = run.info.run_id
@@ -59,42 +64,63 @@ class Tracker:
         state.write_text(json.dumps({"uri": self.uri, "experiment_id": self.experiment_id, "parent_run_id": rid}))
         return rid
 
-    def _exists(self, run_id: str) -> bool:
+    def exists(self, run_id: str) -> bool:
         try:
             return self.client.get_run(run_id).info.lifecycle_stage == "active"
         except MlflowException:
             return False
 
-    def _kill_stale_children(self, parent_id: str) -> None:
-        """Child runs left RUNNING by a killed driver are marked KILLED; their trials run again."""
-        stale = self.client.search_runs([self.experiment_id], filter_string=(
-            f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'"))
-        for run in stale:
-            self.client.set_terminated(run.info.run_id, status="KILLED")
+    def children(self, parent_id: str) -> list:
+        """Every active child run of `parent_id`, page by page (a sweep may have many thousands)."""
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs([self.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'",
+                                           max_results=5000, page_token=token)
+            runs += list(page)
+            token = page.token
+            if not token:
+                return runs
 
-    def start_child(self, parent_id: str, run_name: str, params: dict) -> str:
+    def start_child(self, parent_id: str, run_name: str, params: dict, key: str, replaces: list[str] = ()) -> str:
+        """A new child run for trial `key`; the runs it `replaces` (the trial's earlier, unfinished
+        attempts) are deleted, so the parent holds one run per trial."""
+        for old in replaces:
+            self.client.delete_run(old)
         run = self.client.create_run(self.experiment_id, run_name=run_name,
-                                     tags={"mlflow.parentRunId": parent_id})
+                                     tags={"mlflow.parentRunId": parent_id, KEY_TAG: key})
         self.client.log_batch(run.info.run_id, params=[Param(k, _text(v)[:6000]) for k, v in sorted(params.items())])
         return run.info.run_id
 
-    def log_metrics(self, run_id: str, metrics: dict, step: int) -> None:
-        now = int(time.time() * 1000)
+    def log_metrics(self, run_id: str, metrics: dict, step: int, timestamp_ms: int | None = None) -> None:
+        now = timestamp_ms or int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)]
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 
-    def finish(self, run_id: str, failed: bool = False) -> None:
-        self.client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED))
+    def finish(self, run_id: str, failed: bool = False, status: str | None = None) -> None:
+        self.client.set_terminated(run_id, status=status or RunStatus.to_string(
+            RunStatus.FAILED if failed else RunStatus.FINISHED))
 
     def log_artifacts(self, run_id: str, paths: Iterable[Path], folder: str | None = None) -> None:
         for p in paths:
             self.client.log_artifact(run_id, str(p), artifact_path=folder)
 
-    def child_runs(self, parent_id: str) -> list:
-        return self.client.search_runs([self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
-                                       max_results=10000)
+
+@contextlib.contextmanager
+def store_lock(uri: str):
+    """An exclusive lock beside a SQLite store while it is opened (other stores need none)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _text(value) -> str:

@@ -14,6 +14,16 @@ from typing import Any, Iterable, Protocol
 
 import torch
 
+from trainables.config import ConfigError
+from trainables.order import OrderError
+from trainables.sources import DatasetError
+from trainables.splits import SplitError
+from trainables.tasks import TaskError
+
+# Errors of bad input (a task file, a dataset, a split): a retry fails the same way, so a trial that
+# raises one ends with it as its outcome instead of being retried.
+INPUT_ERRORS = (TaskError, DatasetError, ConfigError, SplitError, OrderError)
+
 
 @dataclass(frozen=True)
 class TrialInfo:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from trainables.data import DatasetError, ImageDataset, load_dataset
+from trainables.data import ImageDataset, load_dataset
 from trainables.order import check_order, image_order
 from trainables.splits import (SplitError, TrainTestSplit, adversarial_split, check_split, random_half_split,
                                random_split_like)
@@ -89,12 +89,8 @@ def export_splits(spec, out_dir) -> list:
     return paths
 
 
-def check_splits(spec, origin: str):
-    """`spec` (a SplitSweepSpec) if every split it trains on can be built; else a SpecError."""
-    try:
-        dataset = load_dataset(spec.dataset.name, spec.dataset.root, spec.dataset.download)
-    except DatasetError as e:
-        raise SpecError(f"{origin}: dataset: {e}") from None
+def check_splits(spec, dataset, origin: str) -> None:
+    """SpecError if any split `spec` (a SplitSweepSpec) trains on cannot be built on `dataset`."""
     try:
         trials = spec.trials()
     except SpecError as e:
@@ -109,4 +105,3 @@ def check_splits(spec, origin: str):
             build_split(trial, dataset, memo=memo)
         except (TaskError, SplitError, ValueError) as e:
             raise SpecError(f"{origin}: splits: {e}") from None
-    return spec

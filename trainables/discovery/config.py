@@ -16,10 +16,10 @@ PRECISIONS = ("fp32", "bf16", "fp64")
 @dataclass(frozen=True)
 class DiscoveryConfig:
     arch: str = param("resnet18", "encoder backbone architecture (model registry name)", choices=tuple(MODELS))
-    width: float = param(1.0, "encoder backbone width factor (1 = paper)", gt=0)
+    width: float = param(1.0, "encoder backbone width factor (1 = paper)", gt=0, le=16)
     pair_arch: str | None = param(None, "architecture of the two unrolled networks whose agreement is "
                                         "optimised; null = same as arch", choices=tuple(MODELS))
-    pair_width: float | None = param(None, "width factor of the unrolled networks; null = same as width", gt=0)
+    pair_width: float | None = param(None, "width factor of the unrolled networks; null = same as width", gt=0, le=16)
     h_dim: int = param(32, "task-embedding dimension (encoder output), units", ge=1)
     n_linear_tasks: int = param(32, "number of fixed hyperplanes = discovered tasks, <= h_dim", ge=1)
     task_temp: float = param(5.0, "temperature multiplying w.e(x) in the soft labels", gt=0)

@@ -85,14 +85,24 @@ def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> tuple[
     path = Path(path)
     if not path.is_file():
         raise TaskError(f"encoder checkpoint {path} does not exist; pass a .pt file written by save_encoder")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # weights_only: a checkpoint is data, never code (a malicious pickle is refused here)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, RuntimeError (not a zip), EOFError (truncated)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TaskError(f"{path} is not a readable encoder checkpoint ({first[:160]}); "
+                        "pass a .pt file written by save_encoder") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise TaskError(f"{path} is not an encoder checkpoint of format {CHECKPOINT_FORMAT}; "
                         "pass a .pt file written by save_encoder")
-    config = DiscoveryConfig(**ckpt["config"])
-    encoder = build_encoder(config, tuple(ckpt["image_shape"]))
-    dtype = ckpt["encoder"]["proj.weight"].dtype
-    encoder.to(dtype).load_state_dict(ckpt["encoder"])
+    try:
+        config = DiscoveryConfig(**ckpt["config"])
+        encoder = build_encoder(config, tuple(ckpt["image_shape"]))
+        dtype = ckpt["encoder"]["proj.weight"].dtype
+        encoder.to(dtype).load_state_dict(ckpt["encoder"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise TaskError(f"{path}: encoder checkpoint with a missing or invalid entry ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:160] if str(e) else ''}); pass a .pt file written by save_encoder"
+                        ) from None
     return encoder.to(device).eval(), config
 
 

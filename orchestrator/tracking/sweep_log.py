@@ -1,0 +1,191 @@
+"""A sweep's MLflow runs as a log that never stops the sweep: retries, an outbox, replay.
+
+Every write (a run started, metrics, artifacts, a run finished) is addressed by the trial's key
+(or PARENT for the sweep's run), not by an MLflow run id, so it can wait. A write that fails after
+a few retries with backoff marks MLflow down for a while; until it is back, writes go to the
+sweep's outbox (`<sweep>/mlflow-outbox/<key>.jsonl`, one JSON op per line, in order) and are
+replayed when it answers again: later in the sweep, on the next sweep or `--resume`, or by
+`taskdisc sync`. A trial's final writes go to the outbox before its record row is written, so a
+driver killed in between leaves them to replay, not lost.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+from orchestrator.tracking.mlflow_runs import KEY_TAG, Tracker
+
+PARENT = "__sweep__"
+OUTBOX = "mlflow-outbox"
+# MLflow's HTTP client retries for minutes by default; a sweep's log retries itself, then keeps the
+# writes in its outbox, so each request may fail fast (a user's own settings win).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+class SweepLog:
+    def __init__(self, sweep_dir: Path, uri: str, experiment: str, name: str, params: dict, spec_file: Path,
+                 backoff_s: tuple[float, ...] = (2.0,), down_s: float = 30.0):
+        self.sweep_dir, self.uri, self.experiment = Path(sweep_dir), uri, experiment
+        self.name, self.params, self.spec_file = name, params, spec_file
+        self.backoff_s, self.down_s = backoff_s, down_s
+        self.outbox = self.sweep_dir / OUTBOX
+        self.tracker: Tracker | None = None
+        self.ids: dict[str, str] = {}  # key -> MLflow run id
+        self.earlier: dict[str, list[str]] = {}  # key -> unfinished runs of earlier attempts
+        self.starts: dict[str, dict] = {}  # key -> its start op, for the outbox header
+        self.started: set[str] = set()  # trials this driver started
+        self.down_until, self.warned, self.missed = 0.0, False, False
+        self.flush()
+
+    # -- what the sweep calls --------------------------------------------------------------
+    def start(self, key: str, run_name: str, params: dict) -> None:
+        """A trial's run; a retry of a trial this driver already started (its worker died) keeps its run."""
+        if key in self.started:
+            return
+        self.started.add(key)
+        self.starts[key] = {"op": "start", "name": run_name, "params": params}
+        self._write(key, self.starts[key])
+
+    def metrics(self, key: str, metrics: dict, step: int) -> None:
+        self._write(key, {"op": "metrics", "metrics": metrics, "step": step, "ts": int(time.time() * 1000)})
+
+    def artifacts(self, key: str, paths, folder: str | None = None) -> None:
+        self._write(key, {"op": "artifacts", "paths": [str(p) for p in paths], "folder": folder})
+
+    def finish(self, key: str, failed: bool = False) -> None:
+        self._write(key, {"op": "finish", "failed": failed})
+
+    def finish_trial(self, key: str, metrics: dict, step: int, artifacts, record: Callable[[], None]) -> None:
+        """A finished trial: its final writes are kept in the outbox, then `record()` writes its record
+        row, then the writes go to MLflow. A driver killed anywhere in between loses nothing."""
+        ts = int(time.time() * 1000)
+        self._append(key, {"op": "metrics", "metrics": metrics, "step": step, "ts": ts},
+                     {"op": "artifacts", "paths": [str(p) for p in artifacts], "folder": None},
+                     {"op": "finish", "failed": False})
+        record()
+        if self._up() and self._connect():
+            self._replay(key)
+
+    def pending(self) -> list[str]:
+        """Keys whose writes wait in the outbox."""
+        return sorted(p.stem for p in self.outbox.glob("*.jsonl")) if self.outbox.is_dir() else []
+
+    def flush(self) -> int:
+        """Write whatever waits in the outbox to MLflow if it answers; returns how many keys still wait."""
+        if self._up() and self._connect():
+            for key in [PARENT] + [k for k in self.pending() if k != PARENT]:
+                if (self.outbox / f"{key}.jsonl").is_file() and not self._replay(key):
+                    break
+        return len(self.pending())
+
+    # -- MLflow, or the outbox -----------------------------------------------------------------
+    def _up(self) -> bool:
+        return time.monotonic() >= self.down_until
+
+    def _down(self, error: Exception) -> None:
+        self.missed = True
+        if not self.warned:
+            self.warned = True
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            warnings.warn(f"MLflow at {self.uri} did not answer ({type(error).__name__}: {first}); the sweep goes on "
+                          f"and its MLflow writes wait in {self.outbox} until it is back "
+                          f"(`taskdisc sync {self.sweep_dir}` writes them)", stacklevel=3)
+        self.down_until = time.monotonic() + self.down_s
+
+    def _retried(self, fn: Callable):
+        for wait in (*self.backoff_s, None):
+            try:
+                return fn()
+            except Exception:  # a log may fail in any way (locked, read-only, server gone): never the sweep
+                if wait is None:
+                    raise
+                time.sleep(wait)
+
+    def _connect(self) -> bool:
+        """The tracker and the parent run, made on first success; False (and down) if MLflow fails."""
+        if self.tracker is not None:
+            return True
+        try:
+            tracker = self._retried(lambda: Tracker(self.uri, self.experiment))
+            self.ids[PARENT] = self._retried(lambda: tracker.parent_run(self.sweep_dir, self.name, self.params,
+                                                                        self.spec_file))
+            waiting = set(self.pending())
+            for run in self._retried(lambda: tracker.children(self.ids[PARENT])):
+                key = run.data.tags.get(KEY_TAG)  # runs of trials that start again are replaced then
+                if key and key not in waiting:
+                    self.earlier.setdefault(key, []).append(run.info.run_id)
+                    if run.info.status == "RUNNING":  # its driver was killed: say so until the trial reruns
+                        self._retried(lambda: tracker.finish(run.info.run_id, status="KILLED"))
+        except Exception as e:
+            self._down(e)
+            return False
+        self.tracker = tracker
+        return True
+
+    def _write(self, key: str, op: dict) -> None:
+        if self.missed and self._up():  # back after an outage: what waits goes first, in order
+            self.missed = False
+            self.flush()
+        unknown = key != PARENT and key not in self.ids and op["op"] != "start"  # its start is waiting
+        if unknown or (self.outbox / f"{key}.jsonl").is_file() or not self._up() or not self._connect():
+            self._append(key, op)
+            return
+        try:
+            self._retried(lambda: self._apply(key, op))
+        except Exception as e:
+            self._down(e)
+            self._append(key, op)
+
+    def _append(self, key: str, *ops: dict) -> None:
+        path = self.outbox / f"{key}.jsonl"
+        lines = [] if path.is_file() or ops[0]["op"] == "start" else [self._header(key)]
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.writelines(json.dumps(op) + "\n" for op in [*lines, *ops] if op is not None)
+
+    def _header(self, key: str) -> dict | None:
+        """The first line of a key's outbox: how to find or make its run when replaying."""
+        if key == PARENT:
+            return None
+        return {**self.starts.get(key, {"op": "start", "name": key, "params": {}}), "run_id": self.ids.get(key)}
+
+    def _replay(self, key: str) -> bool:
+        """Apply the key's waiting ops in order; on a failure keep the rest (with the run id) for later."""
+        path = self.outbox / f"{key}.jsonl"
+        ops = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for i, op in enumerate(ops):
+            try:
+                if op["op"] == "start":
+                    self.starts[key] = {"op": "start", "name": op["name"], "params": op["params"]}
+                    if op.get("run_id") and self._retried(lambda: self.tracker.exists(op["run_id"])):
+                        self.ids[key] = op["run_id"]
+                        continue
+                self._retried(lambda: self._apply(key, op))
+            except Exception as e:
+                self._down(e)
+                rest = [o for o in ops[i:] if o["op"] != "start"]
+                path.write_text("".join(json.dumps(o) + "\n" for o in [self._header(key), *rest] if o is not None))
+                return False
+        path.unlink()
+        if not any(self.outbox.iterdir()):
+            self.outbox.rmdir()
+        return True
+
+    def _apply(self, key: str, op: dict) -> None:
+        t = self.tracker
+        if op["op"] == "start":
+            # replaces: the trial's runs of killed drivers, and one an outbox replay made for it just now
+            replaces = self.earlier.pop(key, []) + ([self.ids[key]] if key in self.ids else [])
+            self.ids[key] = t.start_child(self.ids[PARENT], op["name"], op["params"], key, replaces=replaces)
+            self.starts[key] = {"op": "start", "name": op["name"], "params": op["params"]}
+        elif op["op"] == "metrics":
+            t.log_metrics(self.ids[key], op["metrics"], op["step"], op.get("ts"))
+        elif op["op"] == "artifacts":
+            t.log_artifacts(self.ids[key], [p for p in op["paths"] if Path(p).exists()], op.get("folder"))
+        elif op["op"] == "finish":
+            t.finish(self.ids[key], failed=op["failed"])

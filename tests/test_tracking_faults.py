@@ -1,0 +1,172 @@
+"""MLflow as a log, not a single point of failure: real stores made unreachable, locked, or left
+mid-write by a killed driver; the record heals; one driver per sweep folder."""
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from orchestrator.cli import main
+from orchestrator.launch import run_sweep
+from orchestrator.specs.agreement import load_spec
+from orchestrator.specs.io import SpecError
+from orchestrator.tracking.mlflow_runs import KEY_TAG
+from orchestrator.tracking.record import Record
+from orchestrator.tracking.sweep_lock import sweep_lock
+from orchestrator.tracking.sweep_log import PARENT, SweepLog
+from sweep_helpers import REPO, child_runs, tiny_spec
+
+
+def open_log(sweep_dir, uri, **kw) -> SweepLog:
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "spec.yaml").write_text("name: s\n")
+    return SweepLog(sweep_dir, uri, "s", "s", {"protocol.epochs": 3}, sweep_dir / "spec.yaml", **kw)
+
+
+def trial(log: SweepLog, key: str, recorded: list) -> None:
+    log.start(key, f"s__{key}", {"seed": 0})
+    for epoch in (1, 2):
+        log.metrics(key, {"train/loss_0": 1.0 / epoch}, step=epoch)
+    log.finish_trial(key, {"eval/agreement": 0.75}, 2, [], record=lambda: recorded.append(key))
+
+
+def assert_one_finished_run_per_trial(uri: str, keys: list[str]) -> None:
+    parents, children = child_runs(uri, "s")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(r.data.tags[KEY_TAG] for r in children) == sorted(keys)
+    client = MlflowClient(tracking_uri=uri)
+    for run in children:
+        assert run.info.status == "FINISHED" and run.data.metrics["eval/agreement"] == 0.75
+        assert run.data.params["seed"] == "0"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss_0")] == [1, 2]
+
+
+def test_unreachable_store_keeps_every_write_until_sync(tmp_path, tiny_dataset_tar, capsys):
+    blocker = tmp_path / "store"
+    blocker.write_text("a file where the store's folder should be")
+    uri = f"sqlite:///{blocker}/mlflow.db"
+    spec = tiny_spec(tmp_path, tiny_dataset_tar, name="s", **{"tracking.uri": uri})
+    sweep_dir = tmp_path / "runs" / "s"
+    with pytest.warns(UserWarning, match="did not answer"):
+        log = open_log(sweep_dir, uri, backoff_s=(0.01,), down_s=0.0)
+        recorded = []
+        for key in ("a", "b"):
+            trial(log, key, recorded)
+    log.metrics(PARENT, {"sweep/mean": 0.75}, step=0)
+    log.finish(PARENT)
+    assert recorded == ["a", "b"] and log.pending() == [PARENT, "a", "b"]
+    (sweep_dir / "spec.yaml").write_text(spec.read_text())
+
+    assert main(["sync", str(sweep_dir)]) == 1  # still unreachable: says so, keeps everything
+    assert "still does not answer" in capsys.readouterr().out and len(log.pending()) == 3
+    blocker.unlink()
+    blocker.mkdir()
+    assert main(["sync", str(sweep_dir)]) == 0
+    assert_one_finished_run_per_trial(uri, ["a", "b"])
+    assert not (sweep_dir / "mlflow-outbox").exists()
+
+
+def test_driver_killed_between_record_and_mlflow_loses_nothing(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "runs" / "s"
+    log = open_log(sweep_dir, uri)
+    recorded = []
+
+    def record_then_die():
+        recorded.append("a")
+        raise KeyboardInterrupt  # the driver dies right after the record row is written
+
+    log.start("a", "s__a", {"seed": 0})
+    log.metrics("a", {"train/loss_0": 1.0}, step=1)
+    log.metrics("a", {"train/loss_0": 0.5}, step=2)
+    with pytest.raises(KeyboardInterrupt):
+        log.finish_trial("a", {"eval/agreement": 0.75}, 2, [], record=record_then_die)
+    log.start("b", "s__b", {"seed": 0})  # a trial the dead driver had started: it reruns
+    assert recorded == ["a"] and log.pending() == ["a"]
+
+    rerun = open_log(sweep_dir, uri)  # the next driver replays what waited
+    rerun.finish(PARENT)
+    trial(rerun, "b", recorded)
+    assert_one_finished_run_per_trial(uri, ["a", "b"])
+
+
+class LockStoreOnce(tune.Callback):
+    """Holds an exclusive lock on the SQLite store for `seconds` from the first trial result on."""
+
+    def __init__(self, db, seconds: float):
+        self.db, self.seconds, self.thread = db, seconds, None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.thread is None:
+            ready = threading.Event()
+            self.thread = threading.Thread(target=self._hold, args=(ready,))
+            self.thread.start()
+            ready.wait()
+
+    def _hold(self, ready):
+        con = sqlite3.connect(self.db, isolation_level=None)
+        con.execute("BEGIN EXCLUSIVE")
+        ready.set()
+        time.sleep(self.seconds)
+        con.execute("COMMIT")
+        con.close()
+
+
+def test_a_locked_store_mid_sweep_neither_aborts_nor_loses(tmp_path, tiny_dataset_tar, ray_address):
+    spec = load_spec(tiny_spec(tmp_path, tiny_dataset_tar, name="s", tasks={"real": [0, 1]}))
+    lock = LockStoreOnce(tmp_path / "mlflow.db", seconds=25)  # past SQLite's 20 s busy timeout
+    rows = run_sweep(spec, callbacks=[lock])
+    lock.thread.join()
+    assert len(rows) == 2
+    _, children = child_runs(spec.tracking.uri, "s")
+    assert len(children) == 2 and all(r.info.status == "FINISHED" and "eval/agreement" in r.data.metrics
+                                      for r in children)
+    assert not (tmp_path / "runs" / "s" / "mlflow-outbox").exists()
+
+
+def test_unreadable_record_file_is_set_aside_and_its_trial_counts_as_not_done(tmp_path, capsys):
+    record = Record(tmp_path)
+    row = {"group": "real", "index": 0, "seed": 0, "run_name": "s__real-0__seed0", "agreement": 0.5,
+           "holdout_acc_0": 0.9, "holdout_acc_1": 0.9}
+    record.add("a", row)
+    record.add("b", {**row, "index": 1})
+    (record.dir / "b.parquet").write_bytes((record.dir / "b.parquet").read_bytes()[:40])  # truncated on disk
+    with pytest.warns(UserWarning, match="b.parquet is unreadable"):
+        assert record.done_keys() == {"a"}
+    assert [p.name.split(".")[0] for p in record.aside_dir.iterdir()] == ["b"]
+    record.add("b", {**row, "index": 1})  # the rerun's row
+    assert sorted(r["key"] for r in Record(tmp_path).rows()) == ["a", "b"]
+
+    (record.dir / "a.parquet").write_text("garbage")
+    with pytest.warns(UserWarning):
+        assert main(["results", str(tmp_path)]) == 0
+    assert "1 unreadable record files were moved" in capsys.readouterr().out
+    assert pq.read_table(record.dir / "b.parquet").num_rows == 1
+
+
+def test_one_driver_per_sweep_folder_and_a_killed_one_frees_it(tmp_path, tiny_dataset_tar, capsys):
+    spec = tiny_spec(tmp_path, tiny_dataset_tar, name="s")
+    with sweep_lock(tmp_path / "runs" / "s"):
+        assert main(["sweep", str(spec)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "runs/s is in use by taskdisc sweep pid" in err[0]
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from orchestrator.tracking.sweep_lock import sweep_lock\n"
+                               f"with sweep_lock(Path({str(tmp_path / 'x')!r})):\n"
+                               "    print('held', flush=True); time.sleep(60)"],
+                              cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(SpecError, match=f"pid {holder.pid}"):
+        with sweep_lock(tmp_path / "x"):
+            pass
+    holder.kill()
+    holder.wait()
+    with sweep_lock(tmp_path / "x"):  # SIGKILL left no stale lock behind
+        pass
