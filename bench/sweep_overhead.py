@@ -5,12 +5,18 @@
 1. A trivial trainable (one step, no work): sweep wall time per trial with actor reuse and
    without; the difference to zero work is Tune's overhead.
 2. The real agreement sweep (`run_sweep`, MLflow and record included) over `--trials` tiny
-   trials: wall time per trial, and how many times the dataset was loaded (once per actor).
+   trials: wall time per trial, how many times the dataset was loaded (once per actor), the
+   driver's peak memory, then the time `taskdisc results` takes on the sweep folder and the time
+   of the MLflow calls behind the runs page (the first 100 runs of the experiment, newest first)
+   and behind listing every child run of the sweep.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +28,8 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
 from conftest import write_tiny_imagefolder  # noqa: E402
 from sweep_helpers import tiny_spec  # noqa: E402
 
@@ -69,25 +76,50 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--no-reuse-trials", type=int, default=50, help="trials for the slow no-reuse case")
     args = ap.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     tmp = Path(tempfile.mkdtemp(prefix="sweep-overhead-"))
 
     with_reuse = trivial_sweep(args.trials, True, str(tmp / "tune"))
-    without = trivial_sweep(args.no_reuse_trials, False, str(tmp / "tune"))
-    print(f"trivial trainable, 2 CPUs: {with_reuse * 1e3:.0f} ms/trial with actor reuse ({args.trials} trials), "
-          f"{without * 1e3:.0f} ms/trial without ({args.no_reuse_trials} trials)")
+    print(f"trivial trainable, 2 CPUs: {with_reuse * 1e3:.0f} ms/trial with actor reuse ({args.trials} trials)")
+    if args.no_reuse_trials:
+        without = trivial_sweep(args.no_reuse_trials, False, str(tmp / "tune"))
+        print(f"trivial trainable, 2 CPUs: {without * 1e3:.0f} ms/trial without ({args.no_reuse_trials} trials)")
 
     data = write_tiny_imagefolder(tmp / "tiny.tar.gz")
     spec = load_spec(tiny_spec(tmp, data, name="overhead", **{
         "tasks": {"random": f"0-{args.trials - 1}"}, "protocol.epochs": 1, "protocol.width": 0.0625}))
     counter = LoadCounter()
+    rss_before = peak_rss_mb()
     start = time.perf_counter()
     rows = run_sweep(spec, callbacks=[counter])
     wall = time.perf_counter() - start
     compute = sum(r["wall_s"] for r in rows) / 2  # two trials run at once
     print(f"agreement sweep, {len(rows)} tiny trials incl. MLflow + record: {wall / len(rows) * 1e3:.0f} ms/trial "
           f"wall, of which training {compute / len(rows) * 1e3:.0f} ms; dataset loads: "
-          f"{sum(counter.loads_by_pid.values())} in {len(counter.loads_by_pid)} actors")
+          f"{sum(counter.loads_by_pid.values())} in {len(counter.loads_by_pid)} actors; driver peak RSS "
+          f"{peak_rss_mb():.0f} MB ({rss_before:.0f} MB before the sweep)")
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "orchestrator", "results", str(spec.sweep_dir)], check=True,
+                   capture_output=True, cwd=tmp, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    print(f"taskdisc results on {len(rows)} trials: {time.perf_counter() - start:.2f} s (process start included)")
+    from mlflow.tracking import MlflowClient
+    from orchestrator.tracking.mlflow_runs import Tracker
+    client = MlflowClient(spec.tracking.uri)
+    exp = client.get_experiment_by_name(spec.experiment).experiment_id
+    start = time.perf_counter()
+    client.search_runs([exp], max_results=100, order_by=["attributes.start_time DESC"])
+    page = time.perf_counter() - start
+    tracker = Tracker(spec.tracking.uri, spec.experiment)
+    parent = json.loads((Path(spec.sweep_dir) / "mlflow.json").read_text())["parent_run_id"]
+    start = time.perf_counter()
+    children = tracker.children(parent)
+    print(f"MLflow runs page (first 100 runs): {page:.2f} s; every child run of the sweep ({len(children)}): "
+          f"{time.perf_counter() - start:.2f} s")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ class TrialActor(tune.Trainable):
 
     def _begin(self, config: dict) -> None:
         torch.set_num_threads(max(1, int(config["threads"])))
-        self.error = None
+        self.error, self.runner = None, None
         try:
             self.runner = ADAPTERS[config["adapter"]].start(config["trial"], config["device"], self.cache, self.files)
         except INPUT_ERRORS as e:  # bad input fails the same way on every retry: report it, do not raise
@@ -59,6 +59,7 @@ class TrialActor(tune.Trainable):
         try:
             metrics = self.runner.step()
         except INPUT_ERRORS as e:
+            self.runner = None
             return {"done": True, "outcome": {"error": str(e)}}
         metrics["data/loads"] = self.cache.get(LOADS, 0)
         if self.runner.done:
@@ -67,10 +68,12 @@ class TrialActor(tune.Trainable):
         return metrics
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
-        torch.save(self.runner.state_dict(), os.path.join(checkpoint_dir, STATE_FILE))
+        if self.runner is not None:  # None: the trial ended on bad input, nothing to resume
+            torch.save(self.runner.state_dict(), os.path.join(checkpoint_dir, STATE_FILE))
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
-        self.runner.load_state_dict(torch.load(os.path.join(checkpoint_dir, STATE_FILE), weights_only=True,
+        if self.runner is not None:
+            self.runner.load_state_dict(torch.load(os.path.join(checkpoint_dir, STATE_FILE), weights_only=True,
                                                map_location=self.runner.device))
 
     def reset_config(self, new_config: dict) -> bool:

@@ -130,6 +130,39 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path, tiny_dataset
     assert not (tmp_path / "runs" / "resume" / "mlflow-outbox").exists()
 
 
+class BreakDatasetAtStart(tune.Callback):
+    """The dataset goes bad after the driver checked it (a disk fault, a copy replaced); counts the
+    retries and errors Tune sees."""
+
+    def __init__(self, path):
+        self.path, self.recovered, self.errors = path, 0, 0
+
+    def setup(self, **info):
+        data = self.path.read_bytes()
+        self.path.write_bytes(data[: len(data) // 2])
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.recovered += 1
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.errors += 1
+
+
+def test_bad_input_a_trial_meets_is_reported_once_not_retried(tmp_path, tiny_dataset_tar, ray_address, capsys):
+    data = tmp_path / "copy.tar.gz"
+    data.write_bytes(tiny_dataset_tar.read_bytes())
+    spec = load_spec(tiny_spec(tmp_path, data, name="broken", tasks={"real": [0, 1]}, max_failures=2))
+    breaker = BreakDatasetAtStart(data)
+    assert run_sweep(spec, callbacks=[breaker]) == []
+    out = capsys.readouterr().out
+    assert out.count("(bad input: not retried)") == 2 and "not a readable tarball" in out
+    assert breaker.recovered == 0 and breaker.errors == 0
+    assert not Record(spec.sweep_dir).done_keys()
+    parents, children = child_runs(spec.tracking.uri, "broken")
+    assert len(children) == 2 and all(r.info.status == "FAILED" for r in children)
+    assert parents[0].info.status == "FAILED"
+
+
 @pytest.mark.parametrize("override, message", [  # the entry point; every other case: test_bad_input.py
     ("protocol.epochs=0", "protocol.epochs=0 is invalid"),
 ])
