@@ -28,6 +28,9 @@ from orchestrator.tracking.record import Record
 from orchestrator.tracking.sweep_log import SweepLog
 
 STATE_FILE = "state.pt"
+# Tune keeps only one trial pending for a custom search algorithm (two with a concurrency limit);
+# an autoscaler starting GPU workers from zero needs to see the queue, as with Tune's own grids.
+USER_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
 INPUTS_PREFIX = "taskdisc-inputs-"  # + the actor's pid: folders of dead actors are found and removed
 
 
@@ -134,6 +137,12 @@ class TrialFeed(Searcher):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass  # nothing to learn: the grid is fixed
 
+    def save(self, checkpoint_path: str) -> None:
+        pass  # a sweep resumes from its record, not from Tune's snapshots
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass
+
 
 class SweepCallback(tune.Callback):
     """Driver side: MLflow child runs, the record, and one progress line per finished trial."""
@@ -192,9 +201,9 @@ def connect(address: str | None = None) -> None:
         ray.init(address=address or os.environ.get("RAY_ADDRESS"), log_to_driver=False, configure_logging=False)
 
 
-def fit(adapter_name: str, trials: Iterator[dict], files: dict[str, bytes], sweep, record: Record, log: SweepLog,
-        total: int, done_before: int, address: str | None = None, callbacks: list | None = None) -> None:
-    """Run `trials` (adapter configs, produced lazily) under Tune with the resources, concurrency,
+def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, bytes], sweep, record: Record,
+        log: SweepLog, total: int, address: str | None = None, callbacks: list | None = None) -> None:
+    """Run `trials` (`count` adapter configs, produced lazily) under Tune with the resources, concurrency,
     failure and checkpoint settings of `sweep` (any spec with `resources`, `concurrency`,
     `max_failures`, `checkpoint_every`, `device`, `sweep_dir`); `files` are their input files."""
     # MLflow and the record are the logs: no per-trial CSV/JSON/TensorBoard files, and no warnings
@@ -202,6 +211,7 @@ def fit(adapter_name: str, trials: Iterator[dict], files: dict[str, bytes], swee
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = USER_PENDING or str(min(count, sweep.concurrency or 200))
     connect(address)
     adapter = ADAPTERS[adapter_name]
     trainable = tune.with_resources(tune.with_parameters(TrialActor, files=files),
@@ -211,13 +221,13 @@ def fit(adapter_name: str, trials: Iterator[dict], files: dict[str, bytes], swee
     tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=feed, num_samples=-1, reuse_actors=True, max_concurrent_trials=sweep.concurrency,
+            search_alg=feed, num_samples=count, reuse_actors=True, max_concurrent_trials=sweep.concurrency,
             trial_name_creator=lambda t: adapter.describe(t.config["trial"]).run_name,
             trial_dirname_creator=lambda t: adapter.describe(t.config["trial"]).key),
         run_config=tune.RunConfig(
             name=f"{sweep.name}-{int(time.time())}", storage_path=sweep.storage or str(Path(sweep.sweep_dir) / "tune"),
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every, num_to_keep=1),
-            callbacks=[SweepCallback(adapter, record, log, total, done_before), *(callbacks or [])],
+            callbacks=[SweepCallback(adapter, record, log, total, total - count), *(callbacks or [])],
             verbose=0),
     ).fit()

@@ -170,3 +170,15 @@ def test_one_driver_per_sweep_folder_and_a_killed_one_frees_it(tmp_path, tiny_da
     holder.wait()
     with sweep_lock(tmp_path / "x"):  # SIGKILL left no stale lock behind
         pass
+
+
+def test_two_drivers_creating_one_fresh_store_at_once(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = ("import sys; from orchestrator.tracking.mlflow_runs import Tracker; "
+            "t = Tracker(sys.argv[1], sys.argv[2]); print(t.experiment_id)")
+    drivers = [subprocess.Popen([sys.executable, "-c", code, uri, name], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    outs = [d.communicate(timeout=120) for d in drivers]
+    assert [d.returncode for d in drivers] == [0, 0], [err[-500:] for _, err in outs]
+    client = MlflowClient(tracking_uri=uri)
+    assert {client.get_experiment_by_name(n).experiment_id for n in ("a", "b")} == {o.strip() for o, _ in outs}

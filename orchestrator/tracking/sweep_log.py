@@ -162,8 +162,9 @@ class SweepLog:
             try:
                 if op["op"] == "start":
                     self.starts[key] = {"op": "start", "name": op["name"], "params": op["params"]}
-                    if op.get("run_id") and self._retried(lambda: self.tracker.exists(op["run_id"])):
-                        self.ids[key] = op["run_id"]
+                    run_id = op.get("run_id")
+                    if run_id and (self.ids.get(key) == run_id or self._retried(lambda: self.tracker.exists(run_id))):
+                        self.ids[key] = run_id
                         continue
                 self._retried(lambda: self._apply(key, op))
             except Exception as e:
