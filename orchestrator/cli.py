@@ -34,15 +34,17 @@ def load_any(path, overrides):
     return loader(path, overrides)
 
 
-def prepare(path, overrides, max_trials: int):
+def prepare(path, overrides, max_trials: int, check_inputs: bool = True):
     """The spec at `path`, with everything checkable checked before anything runs or is written:
-    its fields (loading), its size, its dataset and every input file (`preflight`)."""
+    its fields (loading), its size, and (`check_inputs`) its dataset and every input file. A sweep
+    leaves the last to `launch`, which checks each sweep it runs, follow-ups included."""
     spec = load_any(path, overrides)
     count = spec.trial_count()
     if count > max_trials:
         raise SpecError(f"{path}: {count:,} trials is above the limit of {max_trials:,}; if that is the plan, "
                         f"pass --max-trials {count}, else narrow the task indices, seeds or grid")
-    spec.preflight(str(path))
+    if check_inputs:
+        spec.preflight(str(path))
     return spec
 
 
@@ -64,7 +66,7 @@ def _sweep(args) -> int:
     path = Path(args.resume) / "spec.yaml" if args.resume else args.spec
     if path is None:
         raise SpecError("sweep needs a spec file, or --resume SWEEP_DIR")
-    spec = prepare(path, args.set, args.max_trials)
+    spec = prepare(path, args.set, args.max_trials, check_inputs=False)
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         # Ray reads this when imported: a machine-local Ray then binds to loopback only.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -72,13 +74,13 @@ def _sweep(args) -> int:
     from orchestrator.specs.randnet import RandomNetSpec
     if isinstance(spec, (DiscoverySpec, RandomNetSpec)):
         discovery = isinstance(spec, DiscoverySpec)
-        found, sweeps = (run_discovery if discovery else run_randnet)(spec, address=args.address)
+        found, sweeps = (run_discovery if discovery else run_randnet)(spec, address=args.address, origin=str(path))
         what, where = ("encoders trained; task tables", "discovered") if discovery else ("images scored; splits", "randnet")
         print(f"{len(found)}/{spec.trial_count()} {what} under {spec.sweep_dir / where}")
         if len(found) < spec.trial_count():
             return 1
     else:
-        sweeps = [(spec, run_any(spec, address=args.address))]
+        sweeps = [(spec, run_any(spec, address=args.address, origin=str(path)))]
     complete = True
     for sweep, rows in sweeps:
         print(summary(rows))

@@ -33,45 +33,54 @@ def open_sweep(spec, text: str, params: dict) -> tuple[Path, Record, SweepLog]:
     return sweep_dir, Record(sweep_dir), log
 
 
-def run_sweep(spec: SweepSpec, address: str | None = None, callbacks: list | None = None) -> list[dict]:
-    """Run every trial of `spec` not yet in its record; returns the record rows of this spec."""
-    return _run("agreement", spec, plain_spec(spec), spec_data(spec), finish_sweep, address, callbacks)
+def run_sweep(spec: SweepSpec, address: str | None = None, callbacks: list | None = None,
+              origin: str | None = None) -> list[dict]:
+    """Run every trial of `spec` not yet in its record; returns the record rows of this spec.
+    `origin` (the spec's file) starts the line of an input error."""
+    return _run("agreement", spec, plain_spec(spec), spec_data(spec), finish_sweep, address, callbacks, origin)
 
 
-def run_splits(spec: SplitSweepSpec, address: str | None = None, callbacks: list | None = None) -> list[dict]:
+def run_splits(spec: SplitSweepSpec, address: str | None = None, callbacks: list | None = None,
+               origin: str | None = None) -> list[dict]:
     """Train on every split of `spec` not yet recorded; returns the record rows of this spec."""
-    return _run("split", spec, plain_split_spec(spec), split_spec_data(spec), finish_splits, address, callbacks)
+    return _run("split", spec, plain_split_spec(spec), split_spec_data(spec), finish_splits, address, callbacks,
+                origin)
 
 
-def run_discovery(spec: DiscoverySpec, address: str | None = None, callbacks: list | None = None
-                  ) -> tuple[list[dict], list[tuple]]:
+def run_discovery(spec: DiscoverySpec, address: str | None = None, callbacks: list | None = None,
+                  origin: str | None = None) -> tuple[list[dict], list[tuple]]:
     """Run the discovery trials not yet recorded, then the follow-up sweeps on what they found
     (`score:`, `splits:`); returns (discovery rows, [(follow-up spec, its rows), ...])."""
-    return _run_then("discovery", spec, plain_discovery_spec(spec), discovery_spec_data(spec), address, callbacks)
+    return _run_then("discovery", spec, plain_discovery_spec(spec), discovery_spec_data(spec), address, callbacks,
+                     origin)
 
 
-def run_randnet(spec: RandomNetSpec, address: str | None = None, callbacks: list | None = None
-                ) -> tuple[list[dict], list[tuple]]:
+def run_randnet(spec: RandomNetSpec, address: str | None = None, callbacks: list | None = None,
+                origin: str | None = None) -> tuple[list[dict], list[tuple]]:
     """Score the images with each random network not yet recorded and export its split, then train
     on the splits (`splits:`); returns (randnet rows, [(follow-up spec, its rows), ...])."""
-    return _run_then("randnet", spec, plain_randnet_spec(spec), randnet_spec_data(spec), address, callbacks)
+    return _run_then("randnet", spec, plain_randnet_spec(spec), randnet_spec_data(spec), address, callbacks,
+                     origin)
 
 
-def _run_then(adapter: str, spec, text: str, data: dict, address, callbacks) -> tuple[list[dict], list[tuple]]:
+def _run_then(adapter: str, spec, text: str, data: dict, address, callbacks, origin
+              ) -> tuple[list[dict], list[tuple]]:
     """Trials that export files (one row each, written to `<name>.parquet`), then `spec.follow_ups`."""
-    rows = _run(adapter, spec, text, data, functools.partial(finish_exports, kind=adapter), address, callbacks)
+    rows = _run(adapter, spec, text, data, functools.partial(finish_exports, kind=adapter), address, callbacks,
+                origin)
     if len(rows) < spec.trial_count():
         return rows, []
     return rows, [(follow, run_any(follow, address, callbacks)) for follow in spec.follow_ups(rows)]
 
 
-def run_any(spec, address: str | None = None, callbacks: list | None = None) -> list[dict]:
+def run_any(spec, address: str | None = None, callbacks: list | None = None, origin: str | None = None
+            ) -> list[dict]:
     """Run an agreement or split sweep (the kinds whose result is one row per trial)."""
-    return (run_splits if isinstance(spec, SplitSweepSpec) else run_sweep)(spec, address, callbacks)
+    return (run_splits if isinstance(spec, SplitSweepSpec) else run_sweep)(spec, address, callbacks, origin)
 
 
-def _run(adapter: str, spec, text: str, data: dict, finish, address, callbacks) -> list[dict]:
-    spec.preflight(spec.name)
+def _run(adapter: str, spec, text: str, data: dict, finish, address, callbacks, origin) -> list[dict]:
+    spec.preflight(origin or spec.name)
     with sweep_lock(Path(spec.sweep_dir)):
         sweep_dir, record, log = open_sweep(spec, text, flatten(data))
         rows = _run_missing(adapter, spec, sweep_dir, record, log, address, callbacks)

@@ -12,7 +12,7 @@ from orchestrator.cli import main
 from orchestrator.specs.agreement import load_spec, parse_indices
 from orchestrator.specs.io import SpecError
 from conftest import needs_cifar10
-from sweep_helpers import REPO, cli
+from sweep_helpers import REPO
 from trainables.protocol import Protocol
 
 SPECS = sorted((REPO / "specs").glob("*.yaml"))
@@ -144,19 +144,18 @@ def test_bad_yaml_and_missing_file_exit_2(tmp_path, capsys):
     assert main(["sweep", str(broken), "--set", "novalue"]) == 2
 
 
-def test_cluster_yaml_validates_with_rays_schema(tmp_path):
-    out = cli("validate", str(REPO / "cluster.yaml"), cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert "valid Ray cluster config" in out.stdout
+def test_cluster_yaml_validates_with_rays_schema(tmp_path, capsys):
+    assert main(["validate", str(REPO / "cluster.yaml")]) == 0
+    assert "valid Ray cluster config" in capsys.readouterr().out
     cluster = yaml.safe_load((REPO / "cluster.yaml").read_text())
     assert any("--dashboard-host=127.0.0.1" in c for c in cluster["head_start_ray_commands"])
     assert cluster["available_node_types"]["gpu_worker"]["min_workers"] == 0
     cluster["available_node_types"]["gpu_worker"]["max_workers"] = "many"
     bad = tmp_path / "cluster.yaml"
     bad.write_text(yaml.safe_dump(cluster))
-    out = cli("validate", str(bad), cwd=tmp_path)
-    assert out.returncode == 2 and "not a valid Ray cluster config" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "not a valid Ray cluster config" in err and len(err.strip().splitlines()) == 1
 
 
 def test_named_task_sets_pick_their_kind(tmp_path):

@@ -9,7 +9,7 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from orchestrator.cli import load_any
+from orchestrator.cli import MAX_TRIALS, load_any, main, prepare
 from orchestrator.specs.io import SpecError
 from sweep_helpers import child_runs, cli
 from trainables.discovery import write_table
@@ -37,7 +37,7 @@ def rule_table(tmp_path) -> str:
     return str(write_table(labels, tmp_path / "rules.parquet"))
 
 
-def test_cli_trains_adversarial_and_random_splits(tmp_path, tiny_dataset_tar, ray_address):
+def test_cli_trains_adversarial_and_random_splits(tmp_path, tiny_dataset_tar, ray_address, capsys):
     path = split_spec(tmp_path, tiny_dataset_tar, rules={"discovered": {"path": rule_table(tmp_path),
                                                                         "indices": [1]}}, networks=2)
     out = cli("sweep", path, cwd=tmp_path, address=ray_address)
@@ -78,10 +78,11 @@ def test_cli_trains_adversarial_and_random_splits(tmp_path, tiny_dataset_tar, ra
     assert {"splits/adversarial.torch", "splits/random.parquet", "splits/half.torch"} <= {
         a.path for a in client.list_artifacts(parents[0].info.run_id, "splits")}
 
-    results = cli("results", str(tmp_path / "runs" / "adv"), cwd=tmp_path)
-    assert results.returncode == 0 and "adversarial" in results.stdout and "test acc" in results.stdout
-    again = cli("sweep", path, cwd=tmp_path, address=ray_address)
-    assert again.returncode == 0 and "6 already recorded, 0 to run" in again.stdout
+    capsys.readouterr()
+    assert main(["results", str(tmp_path / "runs" / "adv")]) == 0  # in-process: the same CLI, no start-up
+    out = capsys.readouterr().out
+    assert "adversarial" in out and "test acc" in out
+    assert main(["sweep", path]) == 0 and "6 already recorded, 0 to run" in capsys.readouterr().out
 
 
 def test_split_files_train_10_way(tmp_path, tiny_dataset_tar, ray_address):
@@ -100,7 +101,8 @@ def _bad(tmp_path, data, **splits) -> str:
     return split_spec(tmp_path, data, name=f"bad{len(list(tmp_path.glob('bad*.yaml')))}", **splits)
 
 
-def test_bad_split_specs_fail_before_anything_is_written(tmp_path, tiny_dataset_tar):
+def test_bad_split_specs_fail_before_anything_is_written(tmp_path, tiny_dataset_tar, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     table = rule_table(tmp_path)
     five = np.tile(np.arange(5), N_TRAIN // 5)[:, None]
     write_table(five, tmp_path / "five.parquet")
@@ -126,11 +128,12 @@ def test_bad_split_specs_fail_before_anything_is_written(tmp_path, tiny_dataset_
     }
     for message, path in cases.items():
         with pytest.raises(SpecError, match=message) as e:
-            load_any(path, [])
+            prepare(path, [], MAX_TRIALS)
         assert "\n" not in str(e.value)
     for message in ("range.torch", "outside 0..1"):  # the CLI path: one line, exit 2
-        out = cli("sweep", cases[message], cwd=tmp_path)
-        assert out.returncode == 2 and message in out.stderr and out.stderr.count("\n") == 1, out.stderr
+        assert main(["sweep", cases[message]]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from orchestrator.cli import main
 from orchestrator.tracking.record import Record
 from orchestrator.specs.agreement import load_spec
 from orchestrator.sweep import INPUTS_PREFIX, materialize, remove_orphans
@@ -24,7 +27,7 @@ from sweep_helpers import REPO, child_runs, cli, tiny_spec
 from trainables.discovery import table_of_test_images, write_table
 
 
-def test_cli_sweep_tracks_every_trial(tmp_path, tiny_dataset_tar, ray_address):
+def test_cli_sweep_tracks_every_trial(tmp_path, tiny_dataset_tar, ray_address, capsys):
     spec_path = tiny_spec(tmp_path, tiny_dataset_tar)
     inputs_before = set(Path(tempfile.gettempdir()).glob(f"{INPUTS_PREFIX}*"))
     out = cli("sweep", str(spec_path), cwd=tmp_path, address=ray_address)
@@ -57,12 +60,13 @@ def test_cli_sweep_tracks_every_trial(tmp_path, tiny_dataset_tar, ray_address):
 
     assert set(Path(tempfile.gettempdir()).glob(f"{INPUTS_PREFIX}*")) <= inputs_before  # actors cleaned up
 
-    again = cli("sweep", str(spec_path), cwd=tmp_path, address=ray_address)  # nothing left to run
-    assert again.returncode == 0 and "6 already recorded, 0 to run" in again.stdout
+    assert main(["sweep", str(spec_path)]) == 0  # nothing left to run (in-process: the same CLI, no start-up)
+    assert "6 already recorded, 0 to run" in capsys.readouterr().out
     assert len(child_runs(uri, "tiny")[1]) == 6
 
-    results = cli("results", str(tmp_path / "runs" / "tiny"), cwd=tmp_path)
-    assert results.returncode == 0 and "random" in results.stdout and "top" in results.stdout
+    assert main(["results", str(tmp_path / "runs" / "tiny")]) == 0
+    out = capsys.readouterr().out
+    assert "random" in out and "top" in out
 
 
 class KillWorkerOnce(tune.Callback):
@@ -78,17 +82,48 @@ class KillWorkerOnce(tune.Callback):
             os.kill(result["pid"], signal.SIGKILL)
 
 
+class LockStoreOnce(tune.Callback):
+    """Holds an exclusive lock on the SQLite store for `seconds` from the first trial result on."""
+
+    def __init__(self, db, seconds: float):
+        self.db, self.seconds, self.thread = db, seconds, None
+
+    def __getstate__(self) -> dict:  # Tune snapshots its callbacks; a thread does not pickle
+        return {**self.__dict__, "thread": None}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.thread is None:
+            ready = threading.Event()
+            self.thread = threading.Thread(target=self._hold, args=(ready,))
+            self.thread.start()
+            ready.wait()
+
+    def _hold(self, ready):
+        con = sqlite3.connect(self.db, isolation_level=None)
+        con.execute("BEGIN EXCLUSIVE")
+        ready.set()
+        time.sleep(self.seconds)
+        con.execute("COMMIT")
+        con.close()
+
+
 def test_trial_resumes_from_checkpoint_after_worker_death(tmp_path, tiny_dataset_tar, ray_address):
-    common = {"tasks": {"real": [5]}, "protocol.epochs": 40}
-    killer = KillWorkerOnce()
-    rows = run_sweep(load_spec(tiny_spec(tmp_path / "a", tiny_dataset_tar, name="killed", **common)),
-                     callbacks=[killer])
+    """Two faults in one sweep: the trial's worker is killed, and the MLflow store is locked for
+    longer than SQLite waits; neither aborts the sweep or loses anything."""
+    common = {"tasks": {"real": [5]}, "protocol.epochs": 20}
+    killer, lock = KillWorkerOnce(), LockStoreOnce(tmp_path / "a" / "mlflow.db", seconds=25)
+    spec = load_spec(tiny_spec(tmp_path / "a", tiny_dataset_tar, name="killed", **common))
+    rows = run_sweep(spec, callbacks=[killer, lock])
+    lock.thread.join()
+    _, children = child_runs(spec.tracking.uri, "killed")
+    assert len(children) == 1 and children[0].info.status == "FINISHED" and "eval/agreement" in children[0].data.metrics
+    assert not (tmp_path / "a" / "runs" / "killed" / "mlflow-outbox").exists()
     assert killer.killed
     # After the restart the trial continues from its last checkpoint (epoch 1 or 2, depending on
     # whether epoch 2's was written before the kill), not from scratch.
     restart = killer.epochs.index(2) + 1
     assert killer.epochs[restart] in (2, 3) and 1 not in killer.epochs[restart:]
-    assert len(rows) == 1 and rows[0]["epochs"] == 40
+    assert len(rows) == 1 and rows[0]["epochs"] == 20
 
     # Deterministic training: the interrupted trial equals an uninterrupted one.
     clean = run_sweep(load_spec(tiny_spec(tmp_path / "b", tiny_dataset_tar, name="clean", **common)))
@@ -96,8 +131,8 @@ def test_trial_resumes_from_checkpoint_after_worker_death(tmp_path, tiny_dataset
         assert rows[0][field] == clean[0][field], field
 
 
-def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path, tiny_dataset_tar, ray_address):
-    spec_path = tiny_spec(tmp_path, tiny_dataset_tar, name="resume", **{"protocol.epochs": 25,
+def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path, tiny_dataset_tar, ray_address, capsys):
+    spec_path = tiny_spec(tmp_path, tiny_dataset_tar, name="resume", **{"protocol.epochs": 15,
                           "tasks": {"random": "0-7"}})
     env = dict(os.environ, PYTHONPATH=str(REPO), RAY_ADDRESS=ray_address)
     driver = subprocess.Popen([sys.executable, "-m", "orchestrator", "sweep", str(spec_path)], cwd=tmp_path, env=env,
@@ -106,19 +141,19 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path, tiny_dataset
     deadline = time.time() + 240
     while len(record.done_keys()) < 2 and driver.poll() is None and time.time() < deadline:
         time.sleep(0.2)
-    second = cli("sweep", str(spec_path), cwd=tmp_path, address=ray_address)  # one folder, one driver
-    assert second.returncode == 2 and f"pid {driver.pid}" in second.stderr, second.stderr[-2000:]
-    assert len(second.stderr.strip().splitlines()) == 1
+    assert main(["sweep", str(spec_path)]) == 2  # one folder, one driver
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"pid {driver.pid}" in err[0], err
     os.killpg(driver.pid, signal.SIGKILL)  # the lock goes with it: the rerun below takes the folder
     driver.wait()
     done_before = record.done_keys()
     assert 2 <= len(done_before) < 8, "the driver should die mid-sweep"
     mtimes = {k: (record.dir / f"{k}.parquet").stat().st_mtime_ns for k in done_before}
 
-    out = cli("sweep", str(spec_path), cwd=tmp_path, address=ray_address)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert f"{len(done_before)} already recorded, {8 - len(done_before)} to run" in out.stdout
-    assert out.stdout.count("] resume__") == 8 - len(done_before)  # only the rest ran
+    assert main(["sweep", str(spec_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(done_before)} already recorded, {8 - len(done_before)} to run" in out
+    assert out.count("] resume__") == 8 - len(done_before)  # only the rest ran
     assert {k: (record.dir / f"{k}.parquet").stat().st_mtime_ns for k in done_before} == mtimes
     rows = record.rows()
     assert len(rows) == 8 and len({r["key"] for r in rows}) == 8

@@ -2,20 +2,14 @@
 mid-write by a killed driver; the record heals; one driver per sweep folder."""
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
-import threading
-import time
 
 import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
-from ray import tune
 
 from orchestrator.cli import main
-from orchestrator.launch import run_sweep
-from orchestrator.specs.agreement import load_spec
 from orchestrator.specs.io import SpecError
 from orchestrator.tracking.mlflow_runs import KEY_TAG
 from orchestrator.tracking.record import Record
@@ -95,40 +89,6 @@ def test_driver_killed_between_record_and_mlflow_loses_nothing(tmp_path):
     rerun.finish(PARENT)
     trial(rerun, "b", recorded)
     assert_one_finished_run_per_trial(uri, ["a", "b"])
-
-
-class LockStoreOnce(tune.Callback):
-    """Holds an exclusive lock on the SQLite store for `seconds` from the first trial result on."""
-
-    def __init__(self, db, seconds: float):
-        self.db, self.seconds, self.thread = db, seconds, None
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if self.thread is None:
-            ready = threading.Event()
-            self.thread = threading.Thread(target=self._hold, args=(ready,))
-            self.thread.start()
-            ready.wait()
-
-    def _hold(self, ready):
-        con = sqlite3.connect(self.db, isolation_level=None)
-        con.execute("BEGIN EXCLUSIVE")
-        ready.set()
-        time.sleep(self.seconds)
-        con.execute("COMMIT")
-        con.close()
-
-
-def test_a_locked_store_mid_sweep_neither_aborts_nor_loses(tmp_path, tiny_dataset_tar, ray_address):
-    spec = load_spec(tiny_spec(tmp_path, tiny_dataset_tar, name="s", tasks={"real": [0, 1]}))
-    lock = LockStoreOnce(tmp_path / "mlflow.db", seconds=25)  # past SQLite's 20 s busy timeout
-    rows = run_sweep(spec, callbacks=[lock])
-    lock.thread.join()
-    assert len(rows) == 2
-    _, children = child_runs(spec.tracking.uri, "s")
-    assert len(children) == 2 and all(r.info.status == "FINISHED" and "eval/agreement" in r.data.metrics
-                                      for r in children)
-    assert not (tmp_path / "runs" / "s" / "mlflow-outbox").exists()
 
 
 def test_unreadable_record_file_is_set_aside_and_its_trial_counts_as_not_done(tmp_path, capsys):

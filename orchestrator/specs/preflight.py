@@ -7,8 +7,6 @@ format), so no trial starts on input that cannot work.
 """
 from __future__ import annotations
 
-import functools
-
 from trainables.data import ImageDataset, load_dataset
 from trainables.sources import DatasetError
 from trainables.tasks import TaskError, check_tasks
@@ -16,15 +14,11 @@ from trainables.tasks import TaskError, check_tasks
 from orchestrator.specs.io import SpecError
 
 
-@functools.lru_cache(maxsize=1)  # a sweep and its follow-ups check against one decoded copy
-def _dataset(dataset_spec) -> ImageDataset:
-    return load_dataset(dataset_spec.name, dataset_spec.root, dataset_spec.download)
-
-
 def driver_dataset(dataset_spec, origin: str) -> ImageDataset:
-    """The spec's dataset, decoded (or read from the cache); a SpecError if it cannot be had."""
+    """The spec's dataset, decoded (or read from the cache); a SpecError if it cannot be had. Not kept:
+    the driver holds no images while the sweep runs."""
     try:
-        return _dataset(dataset_spec)
+        return load_dataset(dataset_spec.name, dataset_spec.root, dataset_spec.download)
     except DatasetError as e:
         raise SpecError(f"{origin}: dataset: {e}") from None
 
