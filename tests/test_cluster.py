@@ -1,5 +1,5 @@
 """A real multi-node Ray cluster on this machine (a head without CPUs and two 1-CPU worker nodes, Ray
-token authentication on) runs an agreement sweep on CIFAR-10 while one worker node dies: the killed
+token authentication on) runs an agreement sweep while one worker node dies: the killed
 trial is retried on the other node, and every trial ends up exactly once in the record and exactly
 once as an MLflow child run of the sweep."""
 from __future__ import annotations
@@ -17,13 +17,12 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 from ray._private import ray_constants
 
-from conftest import cifar10_path, needs_cifar10
 from orchestrator.launch import run_sweep
 from orchestrator.specs.agreement import load_spec
 from orchestrator.tracking.record import Record
 from sweep_helpers import tiny_spec
 
-pytestmark = [pytest.mark.slow, needs_cifar10]
+pytestmark = pytest.mark.slow
 
 EPOCHS = 4
 ROW_KEYS = {"key", "spec", "run_name", "group", "kind", "index", "source", "seed", "protocol_hash", "arch", "width",
@@ -99,14 +98,12 @@ class KillNodeOnce(tune.Callback):
         self.recovered.append(trial.trial_id)
 
 
-def test_sweep_survives_a_dead_worker_node(tmp_path, cluster):
-    data = cifar10_path()
+def test_sweep_survives_a_dead_worker_node(tmp_path, cluster, tiny_dataset_tar):
     shared = tmp_path / "shared"  # Tune's checkpoints: a folder every node reaches
     spec = load_spec(tiny_spec(
-        tmp_path, Path(data), name="cluster", max_failures=2, storage=str(shared), concurrency=2,
-        dataset={"name": "cifar10", "root": data},
-        protocol={"arch": "mlp", "width": 0.125, "epochs": EPOCHS, "batch_size": 128, "holdout": 1000,
-                  "train_subset": 2000, "holdout_subset": 500, "test_subset": 500, "compile": "off"},
+        tmp_path, tiny_dataset_tar, name="cluster", max_failures=2, storage=str(shared), concurrency=2,
+        protocol={"arch": "mlp", "width": 0.125, "epochs": EPOCHS, "batch_size": 64, "holdout": 60,
+                  "compile": "off"},
         tasks={"real": [0, 1], "random": [0, 1]}))
     trials = spec.trials()
     assert spec.storage == str(shared) and len(trials) == 4

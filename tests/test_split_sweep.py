@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from orchestrator.cli import MAX_TRIALS, load_any, main, prepare
 from orchestrator.specs.io import SpecError
-from sweep_helpers import child_runs, cli
+from sweep_helpers import child_runs
 from trainables.discovery import write_table
 from trainables.splits import TrainTestSplit
 from trainables.splits.files import NO_TARGET, read_splits, write_single_split, write_splits
@@ -40,10 +40,10 @@ def rule_table(tmp_path) -> str:
 def test_cli_trains_adversarial_and_random_splits(tmp_path, tiny_dataset_tar, ray_address, capsys):
     path = split_spec(tmp_path, tiny_dataset_tar, rules={"discovered": {"path": rule_table(tmp_path),
                                                                         "indices": [1]}}, networks=2)
-    out = cli("sweep", path, cwd=tmp_path, address=ray_address)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert main(["sweep", path]) == 0  # in-process: the CLI's own code, without a new interpreter
+    out = capsys.readouterr().out
     # 2 targets x (1 adversarial + 1 random of the same sizes + 1 half) = 6 trials
-    assert out.stdout.count("] adv__") == 6 and "adversarial" in out.stdout and "half" in out.stdout
+    assert out.count("] adv__") == 6 and "adversarial" in out and "half" in out
 
     rows = list(csv.DictReader(open(tmp_path / "runs" / "adv" / "split_table.csv")))
     assert len(rows) == 6
@@ -147,8 +147,7 @@ def test_cli_random_network_split_then_training(tmp_path, tiny_dataset_tar, ray_
             "output_dir": str(tmp_path / "runs")}
     path = tmp_path / "rn.yaml"
     path.write_text(yaml.safe_dump(spec))
-    out = cli("sweep", str(path), cwd=tmp_path, address=ray_address)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert main(["sweep", str(path)]) == 0
     export = next((tmp_path / "runs" / "rn" / "randnet").iterdir())
     split = read_splits(export / "adv-split.torch", n_images=N_TRAIN)[NO_TARGET][0]
     assert split.sizes == (150, 150)  # half of every class in train, and half of the classes flipped

@@ -111,7 +111,7 @@ def test_trial_resumes_from_checkpoint_after_worker_death(tmp_path, tiny_dataset
     """Two faults in one sweep: the trial's worker is killed, and the MLflow store is locked for
     longer than SQLite waits; neither aborts the sweep or loses anything."""
     common = {"tasks": {"real": [5]}, "protocol.epochs": 20}
-    killer, lock = KillWorkerOnce(), LockStoreOnce(tmp_path / "a" / "mlflow.db", seconds=25)
+    killer, lock = KillWorkerOnce(), LockStoreOnce(tmp_path / "a" / "mlflow.db", seconds=21)
     spec = load_spec(tiny_spec(tmp_path / "a", tiny_dataset_tar, name="killed", **common))
     rows = run_sweep(spec, callbacks=[killer, lock])
     lock.thread.join()
