@@ -133,35 +133,73 @@ def _ui(args) -> int:
 
 
 def _validate(args) -> int:
+    """Check each file; one line per file, exit 2 if any is invalid."""
+    failed = 0
+    for file in args.file:
+        try:
+            print(f"{file}: {_check(file, args)}", flush=True)
+        except SpecError as e:
+            print(f"taskdisc: error: {e}", file=sys.stderr, flush=True)
+            failed += 1
+    return EXIT_BAD_INPUT if failed else 0
+
+
+def _check(file, args) -> str:
     from orchestrator.specs.io import read_yaml
-    if is_cluster(read_yaml(args.file)):
+    if is_cluster(read_yaml(file)):
         from orchestrator.specs.cluster import validate_cluster
-        validate_cluster(args.file)
-        print(f"{args.file}: valid Ray cluster config")
-        return 0
-    spec = prepare(args.file, args.set, args.max_trials)
+        validate_cluster(file)
+        return "valid Ray cluster config"
+    spec = prepare(file, args.set, args.max_trials)
     then = ""
     if hasattr(spec, "follow_ups"):  # trials that export tasks or splits, then sweeps over them
         then = ", then " + (" and ".join(f"the {k} sweep" for k in ("score", "splits")
                                          if getattr(spec, k, None) is not None) or "nothing more")
-    print(f"{args.file}: valid spec {spec.name!r}: {spec.trial_count()} trials{then}")
-    return 0
+    return f"valid spec {spec.name!r}: {plural(spec.trial_count(), 'trial')}{then}"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _sync(args) -> int:
     """Write the MLflow writes a sweep kept while MLflow did not answer."""
+    from orchestrator.launch import spec_params
     from orchestrator.tracking.sweep_log import SweepLog
     folder = Path(args.sweep_dir)
     if not (folder / "spec.yaml").is_file():
         raise SpecError(f"{folder}: no sweep here (no spec.yaml); pass a sweep folder, e.g. runs/quickstart")
     spec = load_any(folder / "spec.yaml", ())
-    log = SweepLog(folder, spec.tracking.uri, spec.experiment, spec.name, {}, folder / "spec.yaml")
+    log = SweepLog(folder, spec.tracking.uri, spec.experiment, spec.name, spec_params(spec), folder / "spec.yaml")
     waiting = log.flush()
     if waiting:
         print(f"{folder}: MLflow at {spec.tracking.uri} still does not answer; {waiting} runs' writes wait in "
               f"{log.outbox}")
         return 1
     print(f"{folder}: MLflow at {spec.tracking.uri} holds every recorded run")
+    return 0
+
+
+def _show(args) -> int:
+    """A picture of one task: a row of training images per label it gives."""
+    from trainables.data import DATASETS
+    from trainables.tasks import TASK_KINDS, TaskError
+    from orchestrator.results.task_pictures import PER_LABEL, draw_task
+    from orchestrator.specs.agreement import DatasetSpec, resolve_paths, SweepSpec
+    from orchestrator.specs.preflight import driver_dataset
+    if args.kind not in TASK_KINDS:
+        raise SpecError(f"unknown task kind {args.kind!r}; choose from {', '.join(sorted(TASK_KINDS))}")
+    if args.dataset not in DATASETS:
+        raise SpecError(f"unknown dataset {args.dataset!r}; choose from {', '.join(sorted(DATASETS))}")
+    if args.source and not Path(args.source).is_file():
+        raise SpecError(f"--source {args.source}: no such file; give a task table, class-set file or checkpoint")
+    spec = resolve_paths(SweepSpec(dataset=DatasetSpec(args.dataset, args.root)))
+    dataset = driver_dataset(spec.dataset, "show")
+    try:
+        path = draw_task(dataset, args.kind, args.index, Path(args.output), args.source, args.num_classes)
+    except (TaskError, ValueError) as e:
+        raise SpecError(f"show {args.kind} {args.index}: {e}") from None
+    print(f"{path}: task {args.kind}-{args.index}, {PER_LABEL} training images per label")
     return 0
 
 
@@ -207,7 +245,7 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--port", type=int, default=5000)
     u.set_defaults(func=_ui)
     v = sub.add_parser("validate", help="check a spec or cluster.yaml without running anything")
-    v.add_argument("file")
+    v.add_argument("file", nargs="+", help="spec files or cluster.yaml, e.g. specs/*.yaml")
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec override")
     v.add_argument("--max-trials", type=int, default=MAX_TRIALS, metavar="N",
                    help=f"refuse a spec of more than N trials (default {MAX_TRIALS:,})")
@@ -215,6 +253,15 @@ def parser() -> argparse.ArgumentParser:
     y = sub.add_parser("sync", help="write to MLflow what a sweep kept while MLflow did not answer")
     y.add_argument("sweep_dir", help="sweep folder, e.g. runs/quickstart")
     y.set_defaults(func=_sync)
+    w = sub.add_parser("show", help="draw a task: a row of training images per label it gives")
+    w.add_argument("kind", help="task kind, e.g. real, random, table, discovered, classes")
+    w.add_argument("index", type=int, help="task index within the kind (a table's column, a hyperplane)")
+    w.add_argument("--source", help="task file for table, discovered (encoder .pt or table) and classes tasks")
+    w.add_argument("--num-classes", type=int, default=2, help="classes of a random or table task")
+    w.add_argument("--dataset", default="cifar10", help="dataset registry name")
+    w.add_argument("--root", help="dataset path (default: $TASKDISC_CIFAR10 for cifar10)")
+    w.add_argument("-o", "--output", default="task.png", help="picture to write (PNG)")
+    w.set_defaults(func=_show)
     f = sub.add_parser("fields", help="every spec field with its default, units and allowed values")
     f.add_argument("section", nargs="?", help="only this section, e.g. protocol or discovery")
     f.set_defaults(func=_fields)
@@ -235,3 +282,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `taskdisc results ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0

@@ -23,6 +23,16 @@ from orchestrator.tracking.sweep_lock import sweep_lock
 from orchestrator.tracking.sweep_log import SweepLog
 
 
+# The resolved spec in the YAML shape its loader reads, per spec kind: saved with the results and
+# logged as the parent run's params (whose digest names the parent run).
+SPEC_DATA = {SweepSpec: spec_data, SplitSweepSpec: split_spec_data, DiscoverySpec: discovery_spec_data,
+             RandomNetSpec: randnet_spec_data}
+
+
+def spec_params(spec) -> dict:
+    return flatten(SPEC_DATA[type(spec)](spec))
+
+
 def open_sweep(spec, text: str, params: dict) -> tuple[Path, Record, SweepLog]:
     """The sweep folder with the resolved spec saved, its record, and its MLflow log (whose parent
     run the driver creates before any trial logs)."""
@@ -103,7 +113,8 @@ def _run_missing(adapter: str, spec, sweep_dir: Path, record: Record, log: Sweep
         if t.key not in done:
             todo += 1
             inputs.update(dict.fromkeys(ADAPTERS[adapter].inputs(t.to_config())))
-    print(f"{spec.name}: {total} trials, {total - todo} already recorded, {todo} to run "
+    trials = f"{total} trial" + ("" if total == 1 else "s")
+    print(f"{spec.name}: {trials}, {total - todo} already recorded, {todo} to run "
           f"(sweep folder {sweep_dir})", flush=True)
     if todo:
         from orchestrator.sweep import fit  # Ray is imported only when there is something to run

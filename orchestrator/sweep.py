@@ -153,7 +153,7 @@ class SweepCallback(tune.Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         info = self.adapter.describe(trial.config["trial"])
-        self.log.start(info.key, info.run_name, info.params)
+        self.log.start(info.key, info.run_name, info.params, info.tags)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         key = self.adapter.describe(trial.config["trial"]).key

@@ -127,7 +127,7 @@ def test_seed_ranges_and_an_explicit_trial_limit(tmp_path, tiny_dataset_tar, cap
     assert main(["validate", str(spec), "--set", "seeds=0-99", "--set", "tasks.random=0-1199"]) == 2
     assert main(["validate", str(spec), "--set", "seeds=0-99", "--set", "tasks.random=0-1199",
                  "--max-trials", "200000"]) == 0
-    assert "valid spec 'tiny': 120400 trials" in capsys.readouterr().out
+    assert "valid spec 'tiny': 120,400 trials" in capsys.readouterr().out
 
 
 def test_a_grid_of_a_million_trials_is_counted_not_built(tmp_path, tiny_dataset_tar):
@@ -157,3 +157,20 @@ def test_a_folder_torchvision_may_fill(tmp_path):
     (tmp_path / "empty").mkdir()
     assert [_downloadable(tmp_path / n) for n in ("missing", "empty", "own", "full", "x.tar.gz")] == [
         True, True, True, False, False]
+
+
+def test_offline_quickstart_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """The README's main command with no data and no internet (the download made to fail fast and
+    deterministically by pointing it at a closed local port)."""
+    import torchvision
+    from sweep_helpers import REPO
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    monkeypatch.delenv("TASKDISC_CIFAR10", raising=False)
+    monkeypatch.setenv("TASKDISC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", str(REPO / "specs" / "quickstart.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "download failed" in err[0], err
+    assert "$TASKDISC_CIFAR10" in err[0] and "dataset.root" in err[0] and "ImageFolder" in err[0]
+    assert not (tmp_path / "cache" / "cifar10").exists()  # no empty folder left in the cache
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()

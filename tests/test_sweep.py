@@ -48,14 +48,21 @@ def test_cli_sweep_tracks_every_trial(tmp_path, tiny_dataset_tar, ray_address, c
         assert {"eval/acc_0", "eval/acc_1", "test/acc_0", "train/acc_0", "train/loss_1"} <= set(run.data.metrics)
         assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss_0")] == [1, 2, 3]
         assert run.data.params["protocol.arch"] == "mlp"
+        tags = run.data.tags  # for the UI's filters and group-by, e.g. tags.task_kind = 'real'
+        assert tags["task_kind"] == tags["task_set"] and tags["arch"] == "mlp" and tags["seed"] == "0"
+        assert run.info.run_name.endswith(f"{tags['task_kind']}-{tags['task_index']}__seed0")
+    assert client.get_experiment_by_name("tiny").tags["mlflow.experimentKind"] == "custom_model_development"
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
-    assert {"spec.yaml", "results.parquet", "agreement_table.csv", "as_hist_real.png", "as_hist_random.png"} <= artifacts
+    assert {"spec.yaml", "results.parquet", "agreement_table.csv", "as_by_task_set.png",
+            "as_vs_test_acc.png"} <= artifacts
     assert parents[0].data.params["protocol.epochs"] == "3"
+    assert {"tasks/task_real_top.png", "tasks/task_real_bottom.png", "tasks/task_random_top.png"} <= {
+        a.path for a in client.list_artifacts(parents[0].info.run_id, "tasks")}
 
     table = pq.read_table(tmp_path / "runs" / "tiny" / "results.parquet").to_pylist()
     assert len(table) == 6 and len({r["key"] for r in table}) == 6
     csv_head = (tmp_path / "runs" / "tiny" / "agreement_table.csv").read_text().splitlines()[0]
-    assert csv_head == "task_idx,task,as"
+    assert csv_head == "task_idx,task,as,seed,protocol"
     assert not list((tmp_path / "runs" / "tiny" / "tune").rglob("state.pt"))  # recorded: checkpoints dropped
 
     assert set(Path(tempfile.gettempdir()).glob(f"{INPUTS_PREFIX}*")) <= inputs_before  # actors cleaned up
@@ -67,6 +74,20 @@ def test_cli_sweep_tracks_every_trial(tmp_path, tiny_dataset_tar, ray_address, c
     assert main(["results", str(tmp_path / "runs" / "tiny")]) == 0
     out = capsys.readouterr().out
     assert "random" in out and "top" in out
+
+    # Another protocol in the same folder (`--set`): its own parent run, results of that spec only.
+    assert main(["sweep", str(spec_path), "--set", "protocol.epochs=2", "--set", "tasks.random=[0]"]) == 0
+    assert "5 trials, 0 already recorded, 5 to run" in capsys.readouterr().out
+    parents, children = child_runs(uri, "tiny")
+    assert sorted(p.data.params["protocol.epochs"] for p in parents) == ["2", "3"]
+    for parent in parents:
+        mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+        assert len(mine) == (5 if parent.data.params["protocol.epochs"] == "2" else 6)
+        assert len({c.info.run_name for c in mine}) == len(mine)
+    table = pq.read_table(tmp_path / "runs" / "tiny" / "results.parquet").to_pylist()
+    assert len(table) == 5 and {r["epochs"] for r in table} == {2}
+    assert main(["results", str(tmp_path / "runs" / "tiny")]) == 0  # the folder's latest spec, and says so
+    assert "(6 recorded trials of an earlier spec" in capsys.readouterr().out
 
 
 class KillWorkerOnce(tune.Callback):

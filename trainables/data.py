@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -79,9 +80,24 @@ def _downloadable(path: Path) -> bool:
     return not path.exists() or all(p.name == "cifar-10-python.tar.gz" for p in path.iterdir())
 
 
+LAYOUTS = (f"set ${CIFAR10_ENV} or dataset.root to a copy: torchvision's cifar-10-batches-py folder, an "
+           "ImageFolder tree (train/<class>/*, test/<class>/*) or its .tar.gz")
+
+
+def _download_cifar10(path: Path):
+    """torchvision's download into `path`; on failure nothing is left behind that was not there."""
+    existed = path.exists()
+    try:
+        return read_torchvision_cifar10(path, download=True)
+    except DatasetError as e:
+        if not existed:
+            shutil.rmtree(path, ignore_errors=True)
+        raise DatasetError(f"cifar10: no CIFAR-10 at {path} and the download failed ({e}); {LAYOUTS}") from None
+
+
 def _missing_cifar10(path: Path) -> DatasetError:
     return DatasetError(f"cifar10: no CIFAR-10 at {path} (looked for cifar-10-batches-py/, train/ and "
-                        f"test/ folders, or a .tar.gz); set dataset.root or ${CIFAR10_ENV} to one")
+                        f"test/ folders, or a .tar.gz); {LAYOUTS}")
 
 
 def load_cifar10(root: str | None = None, download: bool = True) -> ImageDataset:
@@ -96,7 +112,7 @@ def load_cifar10(root: str | None = None, download: bool = True) -> ImageDataset
     elif _torchvision_dir(path).is_dir():
         arrays = cached(_torchvision_dir(path), "cifar10-torchvision", lambda p: read_torchvision_cifar10(p.parent))
     elif download and _downloadable(path):
-        arrays = read_torchvision_cifar10(path, download=True)
+        arrays = _download_cifar10(path)
         arrays = cached(path / "cifar-10-batches-py", "cifar10-torchvision", lambda p: arrays)
     else:
         raise _missing_cifar10(path)

@@ -150,8 +150,10 @@ def read_torchvision_cifar10(root: Path, download: bool = False) -> Arrays:
     try:
         train, test = (CIFAR10(str(root), train=t, download=download) for t in (True, False))
     except Exception as e:  # torchvision raises RuntimeError/URLError/OSError depending on what failed
-        raise DatasetError(f"cifar10: torchvision could not {'download' if download else 'read'} CIFAR-10 "
-                           f"in {root} ({e}); pass a folder or .tar.gz that holds it") from None
+        if download:
+            raise DatasetError(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
+        raise DatasetError(f"cifar10: torchvision could not read CIFAR-10 in {root} ({e}); pass a folder or "
+                           ".tar.gz that holds it") from None
     return Arrays(train.data.transpose(0, 3, 1, 2).copy(), np.asarray(train.targets, np.int64),
                   test.data.transpose(0, 3, 1, 2).copy(), np.asarray(test.targets, np.int64),
                   tuple(train.classes))

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestrator.results.plots import agreement_histograms
+from orchestrator.results.plots import agreement_figures
+from trainables.tasks import TaskError
+
 from orchestrator.specs.agreement import SweepSpec
+from orchestrator.specs.io import SpecError
 from orchestrator.tracking.sweep_log import PARENT, SweepLog
 
 
@@ -44,14 +48,15 @@ def summarize_exports(rows: list[dict]) -> str:
 
 
 def write_tables(rows: list[dict], out_dir: Path) -> list[Path]:
-    """results.parquet (every field) and agreement_table.csv (the authors' columns: task_idx, task, as)."""
+    """results.parquet (every field) and agreement_table.csv (the authors' columns task_idx, task, as,
+    then seed and protocol, the protocol point's identity, so no two rows look alike)."""
     parquet, table_csv = out_dir / "results.parquet", out_dir / "agreement_table.csv"
     pq.write_table(pa.Table.from_pylist(rows), parquet)
     with open(table_csv, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["task_idx", "task", "as"])
-        for r in sorted(rows, key=lambda r: (r["group"], r["index"], r["seed"])):
-            w.writerow([r["index"], r["group"], r["agreement"]])
+        w.writerow(["task_idx", "task", "as", "seed", "protocol"])
+        for r in sorted(rows, key=lambda r: (r["group"], r["index"], r["seed"], r["protocol_hash"])):
+            w.writerow([r["index"], r["group"], r["agreement"], r["seed"], r["protocol_hash"]])
     return [parquet, table_csv]
 
 
@@ -59,12 +64,25 @@ def finish_sweep(spec: SweepSpec, rows: list[dict], log: SweepLog, complete: boo
     """Write the results table and figures into the sweep folder and onto the parent run."""
     out_dir = Path(spec.sweep_dir)
     if rows:
-        log.artifacts(PARENT, write_tables(rows, out_dir) + agreement_histograms(rows, out_dir))
+        log.artifacts(PARENT, write_tables(rows, out_dir) + agreement_figures(rows, out_dir))
+        log.artifacts(PARENT, task_pictures(spec, rows, out_dir / "tasks"), folder="tasks")
         for group in {r["group"] for r in rows}:
             a = [r["agreement"] for r in rows if r["group"] == group]
             log.metrics(PARENT, {f"sweep/{group}/mean_agreement": sum(a) / len(a),
                                  f"sweep/{group}/trials": len(a)}, step=0)
     log.finish(PARENT, failed=not complete)
+
+
+def task_pictures(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
+    """Pictures of each task set's top and bottom task, drawn on the spec's dataset (a warning, not a
+    failed sweep, if the data is gone by now)."""
+    from orchestrator.results.task_pictures import sweep_task_pictures
+    from orchestrator.specs.preflight import driver_dataset
+    try:
+        return sweep_task_pictures(driver_dataset(spec.dataset, spec.name), rows, out_dir)
+    except (SpecError, TaskError, ValueError) as e:
+        warnings.warn(f"no task pictures for {spec.name}: {e}")
+        return []
 
 
 def finish_exports(spec, rows: list[dict], log: SweepLog, complete: bool, kind: str) -> None:

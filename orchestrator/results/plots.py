@@ -1,32 +1,87 @@
-"""Figures for a sweep: agreement-score histograms per task set; sample images of a split's parts."""
+"""Figures for a sweep: agreement scores per task set and against accuracy; sample images of a split's parts."""
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; no display on cluster nodes or CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def agreement_histograms(rows: list[dict], out_dir: Path) -> list[Path]:
-    """Write `as_hist_<group>.png` for every task set in `rows`; returns the paths."""
-    by_group: dict[str, list[float]] = defaultdict(list)
+def agreement_figures(rows: list[dict], out_dir: Path) -> list[Path]:
+    """The sweep's pictures: AS per task set and AS against test accuracy; returns their paths."""
+    return [agreement_by_set(rows, out_dir / "as_by_task_set.png"),
+            agreement_vs_test_accuracy(rows, out_dir / "as_vs_test_acc.png")]
+
+
+def _by_group(rows: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
-        by_group[r["group"]].append(r["agreement"])
-    paths = []
-    for group, values in sorted(by_group.items()):
-        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
-        ax.hist(values, bins=min(30, max(5, len(values) // 2)), range=(0.5, 1.0), color="tab:blue")
-        ax.set(xlabel="agreement score", ylabel="trials",
-               title=f"{group}: n={len(values)}, mean={sum(values) / len(values):.3f}")
-        fig.tight_layout()
-        path = out_dir / f"as_hist_{group}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+        groups[r["group"]].append(r)
+    return dict(sorted(groups.items()))
+
+
+def agreement_by_set(rows: list[dict], path: Path) -> Path:
+    """Every trial's AS as a point, task sets side by side, each set's mean as a bar across it."""
+    groups = _by_group(rows)
+    fig, ax = plt.subplots(figsize=(1.3 * len(groups) + 2.5, 3.6), dpi=100)
+    rng = np.random.default_rng(0)  # horizontal jitter only, so points of equal AS stay visible
+    for x, (group, rs) in enumerate(groups.items()):
+        a = np.array([r["agreement"] for r in rs])
+        ax.scatter(x + rng.uniform(-0.18, 0.18, len(a)), a, s=14, alpha=0.7, color=f"C{x}")
+        ax.hlines(a.mean(), x - 0.3, x + 0.3, color="black", lw=2)
+        ax.annotate(f"{a.mean():.3f}", (x + 0.32, a.mean()), va="center", fontsize=8)
+    ax.set_xticks(range(len(groups)), [f"{g}\n(n={len(rs)})" for g, rs in groups.items()], fontsize=8)
+    ax.set(ylabel="agreement score", title="AS per task set (points: trials; bars: means)")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def agreement_vs_test_accuracy(rows: list[dict], path: Path) -> Path:
+    """AS against the pair's mean held-out accuracy per trial, with the diagonal: two networks agree
+    about as often as they are right on tasks they learn (Jiang et al. 2022), not on random labels."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2), dpi=100)
+    for x, (group, rs) in enumerate(_by_group(rows).items()):
+        acc = [(r["holdout_acc_0"] + r["holdout_acc_1"]) / 2 for r in rs]
+        ax.scatter(acc, [r["agreement"] for r in rs], s=14, alpha=0.7, color=f"C{x}", label=group)
+    ax.plot([0, 1], [0, 1], color="gray", lw=1, ls="--", label="AS = accuracy")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean held-out accuracy of the pair", ylabel="agreement score",
+           title="AS against accuracy")
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def task_figure(images: dict[int, np.ndarray], path: Path, title: str) -> Path:
+    """One row per label of a task (uint8 (k, C, H, W) images it gives that label), as the authors'
+    notebook draws discovered tasks: what the images of a row share is what the task means."""
+    labels = sorted(images)
+    cols = max(1, max(len(images[c]) for c in labels))
+    fig, axes = plt.subplots(len(labels), cols, figsize=(0.9 * cols + 1.0, 1.0 * len(labels) + 0.5), dpi=100,
+                             squeeze=False)
+    for r, c in enumerate(labels):
+        for j in range(cols):
+            ax = axes[r][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j < len(images[c]):
+                image = images[c][j].transpose(1, 2, 0)
+                ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
+            else:
+                ax.axis("off")
+        axes[r][0].set_ylabel(f"label {c}", rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def split_samples_figure(samples: dict, path: Path, title: str) -> Path:
@@ -49,8 +104,4 @@ def split_samples_figure(samples: dict, path: Path, title: str) -> Path:
                 ax.axis("off")
         axes[r][0].set_ylabel(f"{part}\ntarget {c}", rotation=0, ha="right", va="center", fontsize=9)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

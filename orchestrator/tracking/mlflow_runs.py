@@ -20,6 +20,8 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from orchestrator.specs.io import digest
+
 PARENT_FILE = "mlflow.json"
 # The store's first use narrates its schema migration at INFO; a sweep's output has no use for it.
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
@@ -32,7 +34,8 @@ def default_artifact_root(uri: str) -> str | None:
     return None
 
 
-KEY_TAG = "taskdisc.key"  # a child run's trial key: what makes "one run per trial" checkable
+KEY_TAG = "taskdisc.key"
+KIND_TAG = "mlflow.experimentKind"  # a child run's trial key: what makes "one run per trial" checkable
 
 
 class Tracker:
@@ -42,26 +45,35 @@ class Tracker:
             self.client = MlflowClient(tracking_uri=uri)
             exp = self.client.get_experiment_by_name(experiment)
             if exp is None:
-                self.experiment_id = self.client.create_experiment(experiment, default_artifact_root(uri))
+                # MLflow 3's UI opens an experiment of this kind on its training runs, not its GenAI overview
+                self.experiment_id = self.client.create_experiment(experiment, default_artifact_root(uri),
+                                                                   tags={KIND_TAG: "custom_model_development"})
             else:
                 if exp.lifecycle_stage == "deleted":
                     self.client.restore_experiment(exp.experiment_id)
                 self.experiment_id = exp.experiment_id
 
     def parent_run(self, sweep_dir: Path, name: str, params: dict, spec_file: Path) -> str:
-        """The sweep's parent run: reopened when the sweep resumes, else created with the spec."""
+        """The parent run of this resolved spec in the sweep folder: reopened when the same spec runs
+        again (a resume), a new one when it differs (`--set`), so a parent's params always describe
+        the children it shows. `mlflow.json` maps spec identities to parent runs."""
+        spec_id = digest(params)
         state = sweep_dir / PARENT_FILE
-        if state.is_file():
-            saved = json.loads(state.read_text())
-            if saved.get("uri") == self.uri and self.exists(saved["parent_run_id"]):
-                self.client.update_run(saved["parent_run_id"], status="RUNNING")
-                return saved["parent_run_id"]
-        run = self.client.create_run(self.experiment_id, run_name=name, tags={"taskdisc.sweep": name})
-        rid = run.info.run_id
-        self.client.log_batch(rid, params=[Param(k, _text(v)[:6000]) for k, v in sorted(params.items())])
-        self.client.log_artifact(rid, str(spec_file))
+        saved = json.loads(state.read_text()) if state.is_file() else {}
+        parents = saved.get("parents", {}) if saved.get("uri") == self.uri else {}
+        rid = parents.get(spec_id)
+        if rid and self.exists(rid):
+            self.client.update_run(rid, status="RUNNING")
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=name,
+                                         tags={"taskdisc.sweep": name, "taskdisc.spec": spec_id})
+            rid = run.info.run_id
+            self.client.log_batch(rid, params=[Param(k, _text(v)[:6000]) for k, v in sorted(params.items())])
+            self.client.log_artifact(rid, str(spec_file))
+            parents[spec_id] = rid
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        state.write_text(json.dumps({"uri": self.uri, "experiment_id": self.experiment_id, "parent_run_id": rid}))
+        state.write_text(json.dumps({"uri": self.uri, "experiment_id": self.experiment_id, "parent_run_id": rid,
+                                     "parents": parents}))
         return rid
 
     def exists(self, run_id: str) -> bool:
@@ -81,13 +93,14 @@ class Tracker:
             if not token:
                 return runs
 
-    def start_child(self, parent_id: str, run_name: str, params: dict, key: str, replaces: list[str] = ()) -> str:
+    def start_child(self, parent_id: str, run_name: str, params: dict, key: str, replaces: list[str] = (),
+                    tags: dict | None = None) -> str:
         """A new child run for trial `key`; the runs it `replaces` (the trial's earlier, unfinished
         attempts) are deleted, so the parent holds one run per trial."""
         for old in replaces:
             self.client.delete_run(old)
         run = self.client.create_run(self.experiment_id, run_name=run_name,
-                                     tags={"mlflow.parentRunId": parent_id, KEY_TAG: key})
+                                     tags={**(tags or {}), "mlflow.parentRunId": parent_id, KEY_TAG: key})
         self.client.log_batch(run.info.run_id, params=[Param(k, _text(v)[:6000]) for k, v in sorted(params.items())])
         return run.info.run_id
 

@@ -43,12 +43,12 @@ class SweepLog:
         self.flush()
 
     # -- what the sweep calls --------------------------------------------------------------
-    def start(self, key: str, run_name: str, params: dict) -> None:
+    def start(self, key: str, run_name: str, params: dict, tags: dict | None = None) -> None:
         """A trial's run; a retry of a trial this driver already started (its worker died) keeps its run."""
         if key in self.started:
             return
         self.started.add(key)
-        self.starts[key] = {"op": "start", "name": run_name, "params": params}
+        self.starts[key] = {"op": "start", "name": run_name, "params": params, "tags": tags or {}}
         self._write(key, self.starts[key])
 
     def metrics(self, key: str, metrics: dict, step: int) -> None:
@@ -161,7 +161,7 @@ class SweepLog:
         for i, op in enumerate(ops):
             try:
                 if op["op"] == "start":
-                    self.starts[key] = {"op": "start", "name": op["name"], "params": op["params"]}
+                    self.starts[key] = {k: op.get(k) for k in ("op", "name", "params", "tags")}
                     run_id = op.get("run_id")
                     if run_id and (self.ids.get(key) == run_id or self._retried(lambda: self.tracker.exists(run_id))):
                         self.ids[key] = run_id
@@ -182,8 +182,9 @@ class SweepLog:
         if op["op"] == "start":
             # replaces: the trial's runs of killed drivers, and one an outbox replay made for it just now
             replaces = self.earlier.pop(key, []) + ([self.ids[key]] if key in self.ids else [])
-            self.ids[key] = t.start_child(self.ids[PARENT], op["name"], op["params"], key, replaces=replaces)
-            self.starts[key] = {"op": "start", "name": op["name"], "params": op["params"]}
+            self.ids[key] = t.start_child(self.ids[PARENT], op["name"], op["params"], key, replaces=replaces,
+                                          tags=op.get("tags") or {})
+            self.starts[key] = {k: op.get(k) for k in ("op", "name", "params", "tags")}
         elif op["op"] == "metrics":
             t.log_metrics(self.ids[key], op["metrics"], op["step"], op.get("ts"))
         elif op["op"] == "artifacts":

@@ -34,7 +34,8 @@ class AgreementRunner(RunnerBase):
 def agreement_row(trial: TrialSpec, result: dict) -> dict:
     """The record row of a finished agreement trial (`result` is AgreementResult.to_dict())."""
     row = {"key": trial.key, "spec": trial.spec, "run_name": trial.run_name, "group": trial.group,
-           "kind": trial.kind, "index": trial.index, "source": trial.source, "seed": trial.seed,
+           "kind": trial.kind, "index": trial.index, "source": trial.source, "num_classes": trial.num_classes,
+           "seed": trial.seed,
            "protocol_hash": trial.protocol_hash, "arch": trial.protocol.arch, "width": trial.protocol.width,
            "protocol": json.dumps(to_plain(trial.protocol), sort_keys=True), "task": result["task"]}
     row.update({k: result[k] for k in ("agreement", "balance", "epochs", "wall_s", "images_per_s")})
@@ -60,7 +61,9 @@ class AgreementAdapter:
         params = {"group": t.group, "kind": t.kind, "index": t.index, "seed": t.seed, "source": t.source,
                   "num_classes": t.num_classes, "key": t.key, "dataset": t.dataset.name,
                   **{f"protocol.{k}": v for k, v in to_plain(t.protocol).items()}}
-        return TrialInfo(t.key, t.run_name, params)
+        tags = {"task_kind": t.kind, "task_set": t.group, "task_index": str(t.index), "seed": str(t.seed),
+                "arch": t.protocol.arch, "protocol": t.protocol_hash}
+        return TrialInfo(t.key, t.run_name, params, tags)
 
     def progress(self, result: dict):
         yield int(result["epoch"]), {k: v for k, v in result.items() if k.startswith(PROGRESS_PREFIXES)}

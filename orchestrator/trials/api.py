@@ -30,6 +30,7 @@ class TrialInfo:
     key: str  # identity in the record: what a resumed sweep skips
     run_name: str  # deterministic MLflow/Tune name
     params: dict  # MLflow params of the child run
+    tags: dict = field(default_factory=dict)  # MLflow tags for the UI's filters and group-by (str values)
 
 
 @dataclass(frozen=True)

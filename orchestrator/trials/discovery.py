@@ -62,7 +62,8 @@ class DiscoveryAdapter:
     def describe(self, trial: dict) -> TrialInfo:
         t = DiscoveryTrialSpec.from_config(trial)
         params = {"key": t.key, "dataset": t.dataset.name, **{f"discovery.{k}": v for k, v in to_plain(t.config).items()}}
-        return TrialInfo(t.key, t.run_name, params)
+        tags = {"arch": t.config.arch, "encoder_seed": str(t.config.encoder_seed), "grid_point": t.label or "-"}
+        return TrialInfo(t.key, t.run_name, params, tags)
 
     def progress(self, result: dict):
         for m in result.get("history", []):

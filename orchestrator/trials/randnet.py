@@ -63,7 +63,8 @@ class RandnetAdapter:
         t = RandnetTrialSpec.from_config(trial)
         params = {"key": t.key, "dataset": t.dataset.name, "root": t.dataset.root,
                   **{f"randnet.{k}": v for k, v in to_plain(t.config).items()}}
-        return TrialInfo(t.key, t.run_name, params)
+        tags = {"arch": t.config.arch, "net_seed": str(t.config.net_seed), "grid_point": t.label or "-"}
+        return TrialInfo(t.key, t.run_name, params, tags)
 
     def progress(self, result: dict):
         yield int(result["randnet/images"]), {k: v for k, v in result.items() if k.startswith("randnet/")}

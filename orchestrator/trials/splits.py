@@ -74,7 +74,9 @@ class SplitAdapter:
                   "rule_source": t.rule_source, "file": t.file, "labels": t.labels, "networks": t.networks,
                   "seed": t.seed, "key": t.key, "dataset": t.dataset.name,
                   **{f"protocol.{k}": v for k, v in to_plain(t.protocol).items()}}
-        return TrialInfo(t.key, t.run_name, params)
+        tags = {"target": t.target_name, "split_kind": t.split_kind, "split_set": t.group,
+                "split_index": str(t.split_index), "labels": t.labels, "seed": str(t.seed), "arch": t.protocol.arch}
+        return TrialInfo(t.key, t.run_name, params, tags)
 
     def progress(self, result: dict):
         yield int(result["epoch"]), {k: v for k, v in result.items() if k.startswith(PROGRESS_PREFIXES)}
