@@ -24,7 +24,7 @@ from sweep_helpers import tiny_spec
 
 pytestmark = pytest.mark.slow
 
-EPOCHS = 4
+EPOCHS = 30  # tiny data: enough steps that the trial on the killed node is still running
 ROW_KEYS = {"key", "spec", "run_name", "group", "kind", "index", "source", "seed", "protocol_hash", "arch", "width",
             "protocol", "task", "agreement", "balance", "epochs", "wall_s", "images_per_s", "finished_at",
             *(f"{part}_{i}" for part in ("train_acc", "holdout_acc", "test_acc") for i in range(2))}
@@ -101,7 +101,7 @@ class KillNodeOnce(tune.Callback):
 def test_sweep_survives_a_dead_worker_node(tmp_path, cluster, tiny_dataset_tar):
     shared = tmp_path / "shared"  # Tune's checkpoints: a folder every node reaches
     spec = load_spec(tiny_spec(
-        tmp_path, tiny_dataset_tar, name="cluster", max_failures=2, storage=str(shared), concurrency=2,
+        tmp_path, tiny_dataset_tar, name="cluster", max_failures=2, storage=str(shared), concurrency=2, checkpoint_every=10,
         protocol={"arch": "mlp", "width": 0.125, "epochs": EPOCHS, "batch_size": 64, "holdout": 60,
                   "compile": "off"},
         tasks={"real": [0, 1], "random": [0, 1]}))
