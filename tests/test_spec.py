@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.specs.agreement import load_spec, parse_indices
+from orchestrator.specs.agreement import load_spec
+from orchestrator.specs.indices import parse_indices
 from orchestrator.specs.io import SpecError
 from conftest import needs_cifar10
 from sweep_helpers import REPO

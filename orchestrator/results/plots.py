@@ -57,21 +57,25 @@ def agreement_vs_test_accuracy(rows: list[dict], path: Path) -> Path:
 def task_figure(images: dict[int, np.ndarray], path: Path, title: str) -> Path:
     """One row per label of a task (uint8 (k, C, H, W) images it gives that label), as the authors'
     notebook draws discovered tasks: what the images of a row share is what the task means."""
-    labels = sorted(images)
-    cols = max(1, max(len(images[c]) for c in labels))
-    fig, axes = plt.subplots(len(labels), cols, figsize=(0.9 * cols + 1.0, 1.0 * len(labels) + 0.5), dpi=100,
+    return image_rows_figure([(f"label {c}", images[c]) for c in sorted(images)], path, title)
+
+
+def image_rows_figure(rows: list[tuple[str, np.ndarray]], path: Path, title: str) -> Path:
+    """One row of images per (row label, uint8 (k, C, H, W) images), blank where a row is short."""
+    cols = max(1, max(len(images) for _, images in rows))
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.1 * cols + 1.2, 1.2 * len(rows) + 0.5), dpi=100,
                              squeeze=False)
-    for r, c in enumerate(labels):
+    for r, (label, images) in enumerate(rows):
         for j in range(cols):
             ax = axes[r][j]
             ax.set_xticks([])
             ax.set_yticks([])
-            if j < len(images[c]):
-                image = images[c][j].transpose(1, 2, 0)
+            if j < len(images):
+                image = images[j].transpose(1, 2, 0)
                 ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
             else:
                 ax.axis("off")
-        axes[r][0].set_ylabel(f"label {c}", rotation=0, ha="right", va="center", fontsize=9)
+        axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 
@@ -87,21 +91,5 @@ def _save(fig, path: Path) -> Path:
 def split_samples_figure(samples: dict, path: Path, title: str) -> Path:
     """One row per (part, target class) cell of a split ("train/0", ..., uint8 (k, C, H, W) arrays),
     so a person sees what the train part's classes share that the test part's do not."""
-    rows = sorted(samples, key=lambda k: (k.split("/")[0] != "train", k))
-    cols = max(1, max(len(samples[k]) for k in rows))
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.1 * cols + 1.2, 1.2 * len(rows) + 0.5), dpi=100,
-                             squeeze=False)
-    for r, cell in enumerate(rows):
-        part, c = cell.split("/")
-        for j in range(cols):
-            ax = axes[r][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j < len(samples[cell]):
-                image = samples[cell][j].transpose(1, 2, 0)
-                ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
-            else:
-                ax.axis("off")
-        axes[r][0].set_ylabel(f"{part}\ntarget {c}", rotation=0, ha="right", va="center", fontsize=9)
-    fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    cells = sorted(samples, key=lambda k: (k.split("/")[0] != "train", k))
+    return image_rows_figure([(cell.replace("/", "\ntarget "), samples[cell]) for cell in cells], path, title)

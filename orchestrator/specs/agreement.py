@@ -24,14 +24,13 @@ from trainables.data import CIFAR10_ENV, DATASETS, HOLDOUT_RULE, DatasetError, d
 from trainables.protocol import Protocol
 from trainables.tasks import TASK_KINDS, TaskError, read_table, task_count
 
-from orchestrator.specs.io import MAX_INT, SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
+from orchestrator.specs.indices import parse_indices, parse_seeds
+from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
 # Names become folder and file names (sweep folder, record files, Tune trial folders) and MLflow run
 # names: one safe path component, never '.' or '..', short enough for both.
 NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.-]{1,100}$")
 NAME_RULE = "use 1-100 letters, digits, '_', '-' and '.' (not only dots)"
-# Indices of one task set are held in memory; more than this is a typo or a job for several sets.
-MAX_SET_INDICES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -192,38 +191,6 @@ class TrialSpec:
 def protocol_hash(protocol: Protocol, data_id: str, kind: str, source: str | None, num_classes: int) -> str:
     return digest({"protocol": to_plain(protocol), "dataset": data_id, "kind": kind, "source": source,
                    "num_classes": num_classes, "holdout_rule": HOLDOUT_RULE})
-
-
-def parse_indices(value: Any, key: str, origin: str) -> tuple[int, ...]:
-    """'0-125', '0-3,7', 5 or [0, 5, 7] -> a tuple of distinct non-negative indices (also seeds)."""
-    items = value if isinstance(value, list) else [value]
-    spans: list[tuple[int, int]] = []
-    for item in items:
-        for part in (str(item).split(",") if not isinstance(item, bool) else ["bad"]):
-            m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-            if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
-                raise SpecError(f"{origin}: {key}={value!r} is invalid: expected indices like 0-125, '0-3,7' "
-                                "or [0, 5]")
-            spans.append((int(m.group(1)), int(m.group(2) or m.group(1))))
-    if not spans:
-        raise SpecError(f"{origin}: {key} lists no indices; give at least one, e.g. 0-3")
-    top = max(hi for _, hi in spans)
-    if top > MAX_INT:
-        raise SpecError(f"{origin}: {key} includes {top}: indices and seeds are at most {MAX_INT}")
-    count = sum(hi - lo + 1 for lo, hi in spans)  # before any list is built: '0-10**20' is one line of text
-    if count > MAX_SET_INDICES:
-        raise SpecError(f"{origin}: {key}={value!r} lists {count:,} indices; at most {MAX_SET_INDICES:,} per set "
-                        "(split it into several sets)")
-    out = [i for lo, hi in spans for i in range(lo, hi + 1)]
-    if len(set(out)) != len(out):
-        raise SpecError(f"{origin}: {key}={value!r} lists an index twice; list each once")
-    return tuple(out)
-
-
-def parse_seeds(data: dict, key: str, origin: str) -> None:
-    """Seeds take the forms indices do ('0-99', [0, 3]): parse `data['seeds']` in place."""
-    if "seeds" in data:
-        data["seeds"] = list(parse_indices(data["seeds"], key, origin))
 
 
 def column_names_given(value: Any) -> bool:

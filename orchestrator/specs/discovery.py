@@ -18,8 +18,9 @@ from trainables.data import HOLDOUT_RULE
 from trainables.discovery import DiscoveryConfig
 
 from orchestrator.specs.agreement import (DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_grid,
-                                          task_sets, checked_data, grid, grid_of, parse_indices, parse_seeds,
+                                          task_sets, checked_data, grid, grid_of,
                                           resolve_paths, task_sets_data)
+from orchestrator.specs.indices import parse_indices, parse_seeds
 from orchestrator.specs.splits import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 

@@ -19,7 +19,8 @@ from trainables.protocol import Protocol
 from trainables.splits.training import LABELS
 
 from orchestrator.specs.agreement import (DatasetSpec, SweepBase, TaskSet, checked_data, grid_of,
-                                          parse_indices, parse_seeds, protocol_grid, resolve_paths, task_sets)
+                                          protocol_grid, resolve_paths, task_sets)
+from orchestrator.specs.indices import parse_indices, parse_seeds
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
 # Targets and rules must be binary tasks; these kinds are not (or not always).
