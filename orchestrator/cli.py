@@ -86,7 +86,7 @@ def _sweep(args) -> int:
         print(summary(rows))
         if rows:
             print(f"results: {sweep.sweep_dir}; MLflow: {sweep.tracking.uri} "
-                  f"(experiment {sweep.experiment!r}; `taskdisc ui` to browse)")
+                  f"(experiment {sweep.experiment!r}; `taskdisc ui` prints its address)")
         complete = complete and len(rows) == sweep.trial_count()
     return 0 if complete else 1
 
@@ -128,7 +128,11 @@ def _ui(args) -> int:
     # One worker process: a researcher's own UI, up in half the time of MLflow's default four.
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(args.port), "--workers", "1"]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", flush=True)
+    from orchestrator.tracking.mlflow_runs import sweep_experiments, view_address
+    base = f"http://127.0.0.1:{args.port}"
+    print(f"MLflow UI on {base} (store {uri}); Ctrl-C stops it", flush=True)
+    for name, experiment_id in sweep_experiments(uri):
+        print(f"  {name}: {view_address(base, experiment_id)}", flush=True)
     os.execv(sys.executable, cmd)  # become the server, so that signals reach it directly
 
 

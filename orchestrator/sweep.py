@@ -7,6 +7,7 @@ Actors are reused across trials and keep their dataset on their device.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -24,6 +25,7 @@ from ray.tune.search import Searcher
 from orchestrator.trials.actor_data import LOADS
 from orchestrator.trials.api import INPUT_ERRORS
 from orchestrator.trials.registry import ADAPTERS, Adapter
+from orchestrator.tracking.mlflow_runs import RUN_TAG
 from orchestrator.tracking.record import Record
 from orchestrator.tracking.sweep_log import SweepLog
 
@@ -153,7 +155,7 @@ class SweepCallback(tune.Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         info = self.adapter.describe(trial.config["trial"])
-        self.log.start(info.key, info.run_name, info.params, info.tags)
+        self.log.start(info.key, info.short_name, info.params, {**info.tags, RUN_TAG: info.run_name})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         key = self.adapter.describe(trial.config["trial"]).key
@@ -176,7 +178,8 @@ class SweepCallback(tune.Callback):
         done = self.adapter.complete(config, outcome)
         # The record is what a resumed sweep trusts; MLflow's copy waits in the outbox until written.
         self.log.finish_trial(info.key, done.metrics, done.step, done.artifacts,
-                              record=lambda: self.record.add(info.key, done.row))
+                              record=lambda: self.record.add(info.key, done.row),
+                              inputs=[dataclasses.asdict(i) for i in done.inputs])
         drop_checkpoints(trial)
         self.finished += 1
         print(f"[{self.finished}/{self.total}] {info.run_name}  {done.line}", flush=True)

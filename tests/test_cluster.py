@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 EPOCHS = 30  # tiny data: enough steps that the trial on the killed node is still running
 ROW_KEYS = {"key", "spec", "run_name", "group", "kind", "index", "source", "seed", "protocol_hash", "arch", "width",
-            "protocol", "task", "agreement", "balance", "epochs", "wall_s", "images_per_s", "finished_at",
+            "protocol", "task", "agreement", "agreement_by_epoch", "balance", "epochs", "wall_s", "images_per_s", "finished_at",
             *(f"{part}_{i}" for part in ("train_acc", "holdout_acc", "test_acc") for i in range(2))}
 
 
@@ -127,7 +127,7 @@ def test_sweep_survives_a_dead_worker_node(tmp_path, cluster, tiny_dataset_tar):
     experiment = client.get_experiment_by_name(spec.experiment)
     children = client.search_runs([experiment.experiment_id], max_results=1000,
                                   filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
-    names = collections.Counter(r.info.run_name for r in children)
+    names = collections.Counter(r.data.tags["taskdisc.run"] for r in children)
     assert names == {t.run_name: 1 for t in trials}, [(r.info.run_name, r.info.status) for r in children]
     assert all(r.info.status == "FINISHED" for r in children)
     assert client.get_run(parent_id).info.status == "FINISHED"

@@ -45,8 +45,10 @@ def test_discover_then_score(tmp_path, tiny_dataset_tar, ray_address, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parents, children = child_runs(uri, "disc")
     assert sorted(p.info.run_name for p in parents) == ["disc", "disc-score", "disc-splits"]
-    discover_runs = [c for c in children if "__discover__" in c.info.run_name]
+    discover_runs = [c for c in children if c.info.run_name.startswith("discover ")]
     assert sorted(c.info.run_name for c in discover_runs) == [
+        "discover s0 uniformity_coef-25.0", "discover s0 uniformity_coef-5.0"]
+    assert sorted(c.data.tags["taskdisc.run"] for c in discover_runs) == [
         "disc__discover__seed0__uniformity_coef-25.0", "disc__discover__seed0__uniformity_coef-5.0"]
     client = MlflowClient(tracking_uri=uri)
     run = discover_runs[0]

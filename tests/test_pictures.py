@@ -31,8 +31,17 @@ def test_show_bad_input_is_one_line(tmp_path, tiny_dataset_tar, capsys):
 
 
 def test_sweep_figures_show_every_task_set(tmp_path):
-    rows = [{"group": g, "agreement": a, "holdout_acc_0": a - 0.1, "holdout_acc_1": a - 0.1}
+    rows = [{"group": g, "agreement": a, "holdout_acc_0": a - 0.1, "holdout_acc_1": a - 0.1,
+             "agreement_by_epoch": [a - 0.2, a - 0.1, a]}
             for g, base in (("real", 0.8), ("random", 0.65)) for a in (base, base + 0.02, base - 0.02)]
-    by_set, vs_acc = agreement_figures(rows, tmp_path)
-    for path in (by_set, vs_acc):
+    figures = agreement_figures(rows, tmp_path)
+    assert [p.name for p in figures] == ["as_by_task_set.png", "as_by_epoch.png", "as_vs_test_acc.png"]
+    for path in figures:
         assert np.asarray(Image.open(path).convert("L")).std() > 5
+    by_epoch = np.asarray(Image.open(figures[1]).convert("RGB"), dtype=int)
+    blue, orange = np.array([31, 119, 180]), np.array([255, 127, 14])  # matplotlib's C0, C1: one line per set
+    for colour in (blue, orange):
+        assert (np.abs(by_epoch - colour).sum(-1) < 30).sum() > 100
+    for r in rows[:2]:
+        r["agreement_by_epoch"] = None  # rows recorded before curves were kept: drawn without them
+    assert agreement_figures(rows, tmp_path)[1].is_file()

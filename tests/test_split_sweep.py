@@ -66,7 +66,9 @@ def test_cli_trains_adversarial_and_random_splits(tmp_path, tiny_dataset_tar, ra
         a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert "splits/target/adversarial/mean_test_acc" in parents[0].data.metrics
     assert "splits/target/real-0/random/mean_test_acc" in parents[0].data.metrics
-    run = next(c for c in children if c.info.run_name == "adv__real-5__adversarial-1__seed0")
+    run = next(c for c in children if c.info.run_name == "real-5 adversarial-1 s0")
+    assert run.data.tags["taskdisc.run"] == "adv__real-5__adversarial-1__seed0"
+    assert run.inputs.dataset_inputs[0].dataset.name == "real-5"  # the labels it trained on
     assert {"eval/acc_0", "eval/agreement", "split/train_size", "train/acc_1"} <= set(run.data.metrics)
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == [f"{run.data.params['key']}.png"]
 
@@ -160,7 +162,7 @@ def test_cli_random_network_split_then_training(tmp_path, tiny_dataset_tar, ray_
     adv = next(r for r in rows if r["group"] == "adversarial")
     assert (adv["target"], adv["train_size"], adv["test_size"]) == ("classes-0", "150", "150")
     _, children = child_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "rn")
-    assert "rn__randnet__seed0" in {c.info.run_name for c in children}
+    assert "randnet s0" in {c.info.run_name for c in children}
 
 
 def test_shipped_randnet_specs_load(tiny_dataset_tar, monkeypatch):

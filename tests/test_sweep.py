@@ -38,8 +38,10 @@ def test_cli_sweep_tracks_every_trial(tmp_path, tiny_dataset_tar, ray_address, c
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parents, children = child_runs(uri, "tiny")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    names = sorted(r.info.run_name for r in children)
-    assert names == sorted([f"tiny__real-{i}__seed0" for i in range(4)] + [f"tiny__random-{i}__seed0" for i in range(2)])
+    names = sorted(r.info.run_name for r in children)  # short for the runs table; the full name in a tag
+    assert names == sorted([f"real-{i} s0" for i in range(4)] + [f"random-{i} s0" for i in range(2)])
+    assert sorted(r.data.tags["taskdisc.run"] for r in children) == sorted(
+        [f"tiny__real-{i}__seed0" for i in range(4)] + [f"tiny__random-{i}__seed0" for i in range(2)])
     client = MlflowClient(tracking_uri=uri)
     for run in children:
         assert run.info.status == "FINISHED"
@@ -50,17 +52,22 @@ def test_cli_sweep_tracks_every_trial(tmp_path, tiny_dataset_tar, ray_address, c
         assert run.data.params["protocol.arch"] == "mlp"
         tags = run.data.tags  # for the UI's filters and group-by, e.g. tags.task_kind = 'real'
         assert tags["task_kind"] == tags["task_set"] and tags["arch"] == "mlp" and tags["seed"] == "0"
-        assert run.info.run_name.endswith(f"{tags['task_kind']}-{tags['task_index']}__seed0")
+        assert run.info.run_name == f"{tags['task_kind']}-{tags['task_index']} s0"
+        (used,) = run.inputs.dataset_inputs  # the labels, named by task, identified by their digest
+        assert used.dataset.name == run.info.run_name.split()[0] and len(used.dataset.digest) == 16
     assert client.get_experiment_by_name("tiny").tags["mlflow.experimentKind"] == "custom_model_development"
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
-    assert {"spec.yaml", "results.parquet", "agreement_table.csv", "as_by_task_set.png",
+    assert {"spec.yaml", "results.parquet", "agreement_table.csv", "as_by_task_set.png", "as_by_epoch.png",
             "as_vs_test_acc.png"} <= artifacts
+    digests = {c.info.run_name.split()[0]: c.inputs.dataset_inputs[0].dataset.digest for c in children}
+    assert len(set(digests.values())) == 6  # six different labellings
     assert parents[0].data.params["protocol.epochs"] == "3"
     assert {"tasks/task_real_top.png", "tasks/task_real_bottom.png", "tasks/task_random_top.png"} <= {
         a.path for a in client.list_artifacts(parents[0].info.run_id, "tasks")}
 
     table = pq.read_table(tmp_path / "runs" / "tiny" / "results.parquet").to_pylist()
     assert len(table) == 6 and len({r["key"] for r in table}) == 6
+    assert all(len(r["agreement_by_epoch"]) == 3 and r["agreement_by_epoch"][-1] == r["agreement"] for r in table)
     csv_head = (tmp_path / "runs" / "tiny" / "agreement_table.csv").read_text().splitlines()[0]
     assert csv_head == "task_idx,task,as,seed,protocol"
     assert not list((tmp_path / "runs" / "tiny" / "tune").rglob("state.pt"))  # recorded: checkpoints dropped

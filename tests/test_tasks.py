@@ -114,6 +114,15 @@ def test_random_tasks_are_seeded_by_index(dataset):
     assert make_task("random", 0, dataset, num_classes=5).train.max() == 4
 
 
+def test_digest_names_the_labelling_not_the_task(tmp_path, dataset):
+    real0 = make_task("real", 0, dataset)
+    assert real0.digest() == make_task("real", 0, dataset).digest() != make_task("real", 1, dataset).digest()
+    column = _csv(tmp_path / "t.csv", {"c": real0.train.tolist()})
+    same_train = make_task("table", 0, dataset, source=column)  # same training labels, no test labels
+    assert same_train.digest() == TaskLabels("x", real0.train.clone(), None, 2).digest() != real0.digest()
+    assert TaskLabels("x", real0.train, None, 3).digest() != same_train.digest()  # classes count too
+
+
 def test_table_from_csv_and_parquet(tmp_path, dataset):
     cols = {"a": [r % 2 for r in range(N_TRAIN)], "b": [int(r < 10) for r in range(N_TRAIN)]}
     csv = _csv(tmp_path / "t.csv", cols)

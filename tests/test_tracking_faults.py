@@ -28,7 +28,10 @@ def trial(log: SweepLog, key: str, recorded: list) -> None:
     log.start(key, f"s__{key}", {"seed": 0})
     for epoch in (1, 2):
         log.metrics(key, {"train/loss_0": 1.0 / epoch}, step=epoch)
-    log.finish_trial(key, {"eval/agreement": 0.75}, 2, [], record=lambda: recorded.append(key))
+    log.finish_trial(key, {"eval/agreement": 0.75}, 2, [], record=lambda: recorded.append(key), inputs=INPUTS)
+
+
+INPUTS = [{"name": "real-0", "digest": "0123abcd", "source": "cifar10: real task 0"}]
 
 
 def assert_one_finished_run_per_trial(uri: str, keys: list[str]) -> None:
@@ -40,6 +43,7 @@ def assert_one_finished_run_per_trial(uri: str, keys: list[str]) -> None:
         assert run.info.status == "FINISHED" and run.data.metrics["eval/agreement"] == 0.75
         assert run.data.params["seed"] == "0"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss_0")] == [1, 2]
+        assert [(i.dataset.name, i.dataset.digest) for i in run.inputs.dataset_inputs] == [("real-0", "0123abcd")]
 
 
 def test_unreachable_store_keeps_every_write_until_sync(tmp_path, tiny_dataset_tar, capsys):
@@ -81,7 +85,7 @@ def test_driver_killed_between_record_and_mlflow_loses_nothing(tmp_path):
     log.metrics("a", {"train/loss_0": 1.0}, step=1)
     log.metrics("a", {"train/loss_0": 0.5}, step=2)
     with pytest.raises(KeyboardInterrupt):
-        log.finish_trial("a", {"eval/agreement": 0.75}, 2, [], record=record_then_die)
+        log.finish_trial("a", {"eval/agreement": 0.75}, 2, [], record=record_then_die, inputs=INPUTS)
     log.start("b", "s__b", {"seed": 0})  # a trial the dead driver had started: it reruns
     assert recorded == ["a"] and log.pending() == ["a"]
 

@@ -34,6 +34,7 @@ class AgreementResult:
     epochs: int
     wall_s: float
     images_per_s: float
+    agreement_by_epoch: tuple[float, ...] = ()  # held-out agreement after each epoch
 
     def metrics(self) -> dict[str, float]:
         m = {"eval/agreement": self.agreement, "task/balance": self.balance, "train/epochs": self.epochs,
@@ -70,6 +71,7 @@ class AgreementRun:
                          init_seeds(seed)[:networks], device)
         self.epoch, self.wall_s, self.images_seen = 0, 0.0, 0
         self.train_acc, self.stopped = (0.0,) * networks, False
+        self.curve: list[float] = []  # held-out agreement after each epoch
 
     @property
     def done(self) -> bool:
@@ -103,6 +105,7 @@ class AgreementRun:
             metrics[f"train/loss_{i}"], metrics[f"train/acc_{i}"] = loss, acc[i]
         metrics["perf/images_per_s"] = self.images_seen / max(self.wall_s, 1e-9)
         metrics.update(self.evaluate_holdout())
+        self.curve.append(metrics["eval/agreement"])
         return metrics
 
     def _predict(self, images: DeviceImages, idx: torch.Tensor) -> torch.Tensor:
@@ -129,16 +132,19 @@ class AgreementRun:
             task=self.labels.name, seed=self.seed, agreement=held["eval/agreement"],
             train_acc=self.train_acc, holdout_acc=tuple(held[f"eval/acc_{i}"] for i in range(len(self.train_acc))),
             test_acc=self.evaluate_test(), balance=self.labels.balance(), epochs=self.epoch,
-            wall_s=self.wall_s, images_per_s=self.images_seen / max(self.wall_s, 1e-9))
+            wall_s=self.wall_s, images_per_s=self.images_seen / max(self.wall_s, 1e-9),
+            agreement_by_epoch=tuple(self.curve))
 
     def state_dict(self) -> dict:
         return {"pair": self.pair.state_dict(), "epoch": self.epoch, "wall_s": self.wall_s,
-                "images_seen": self.images_seen, "train_acc": list(self.train_acc), "stopped": self.stopped}
+                "images_seen": self.images_seen, "train_acc": list(self.train_acc), "stopped": self.stopped,
+                "curve": list(self.curve)}
 
     def load_state_dict(self, state: dict) -> None:
         self.pair.load_state_dict(state["pair"])
         self.epoch, self.wall_s, self.images_seen = state["epoch"], state["wall_s"], state["images_seen"]
         self.train_acc, self.stopped = tuple(state["train_acc"]), state["stopped"]
+        self.curve = list(state["curve"])
 
 
 def device_images(dataset: ImageDataset, device: torch.device | str, channels_last: bool = False

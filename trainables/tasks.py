@@ -13,6 +13,7 @@ Later kinds join through `register_task_kind`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,14 @@ class TaskLabels:
     def balance(self) -> float:
         """Fraction of training images in the most common class (0.5 = balanced binary task)."""
         return float(torch.bincount(self.train, minlength=self.num_classes).max()) / len(self.train)
+
+    def digest(self) -> str:
+        """Identity of the labelling itself (not of its name): equal for two tasks that label every
+        image alike, so runs that share labels are seen to share them."""
+        h = hashlib.sha256(f"{self.num_classes}:".encode())
+        for part in (self.train, self.test):
+            h.update(b"|" if part is None else part.to(torch.int64).cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
 
 
 class TaskKind(Protocol):

@@ -12,8 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def agreement_figures(rows: list[dict], out_dir: Path) -> list[Path]:
-    """The sweep's pictures: AS per task set and AS against test accuracy; returns their paths."""
+    """The sweep's pictures: AS per task set, AS against epoch and AS against test accuracy."""
     return [agreement_by_set(rows, out_dir / "as_by_task_set.png"),
+            agreement_by_epoch(rows, out_dir / "as_by_epoch.png"),
             agreement_vs_test_accuracy(rows, out_dir / "as_vs_test_acc.png")]
 
 
@@ -37,6 +38,27 @@ def agreement_by_set(rows: list[dict], path: Path) -> Path:
     ax.set_xticks(range(len(groups)), [f"{g}\n(n={len(rs)})" for g, rs in groups.items()], fontsize=8)
     ax.set(ylabel="agreement score", title="AS per task set (points: trials; bars: means)")
     ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def agreement_by_epoch(rows: list[dict], path: Path) -> Path:
+    """Mean held-out AS after each epoch per task set, shaded one standard deviation either side.
+    A pair that stops early counts up to its last epoch only."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.6), dpi=100)
+    for x, (group, rs) in enumerate(_by_group(rows).items()):
+        curves = [c for c in (r.get("agreement_by_epoch") or [] for r in rs) if c]
+        if not curves:
+            continue
+        by_epoch = [np.array([c[e] for c in curves if len(c) > e]) for e in range(max(map(len, curves)))]
+        mean, std = np.array([a.mean() for a in by_epoch]), np.array([a.std() for a in by_epoch])
+        epochs = np.arange(1, len(by_epoch) + 1)
+        ax.plot(epochs, mean, color=f"C{x}", marker="o", ms=3, label=f"{group} (n={len(curves)})")
+        ax.fill_between(epochs, mean - std, mean + std, color=f"C{x}", alpha=0.2)
+    ax.set(xlabel="epoch", ylabel="agreement score", title="AS during training (mean ± std over trials)")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:  # rows recorded before curves were kept have none
+        ax.legend(fontsize=7)
     return _save(fig, path)
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -34,8 +34,27 @@ def default_artifact_root(uri: str) -> str | None:
     return None
 
 
-KEY_TAG = "taskdisc.key"
-KIND_TAG = "mlflow.experimentKind"  # a child run's trial key: what makes "one run per trial" checkable
+KEY_TAG = "taskdisc.key"  # a child run's trial key: what makes "one run per trial" checkable
+RUN_TAG = "taskdisc.run"  # a child run's full name (its MLflow name is short enough for the runs table)
+KIND_TAG = "mlflow.experimentKind"
+# MLflow's UI reads a shared view (sort, columns) from an experiment tag named by the view's key. Sorting
+# by a metric also lists child runs flat instead of folded under their parent: the trials come first.
+VIEW_KEY = "taskdisc"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+VIEW = {"orderByKey": "metrics.`eval/agreement`", "orderByAsc": False,
+        "selectedColumns": ["attributes.`Dataset`", "metrics.`eval/agreement`", "metrics.`test/acc_0`",
+                            "tags.`task_kind`", "tags.`seed`", "tags.`protocol`"]}
+
+
+def view_address(base: str, experiment_id: str) -> str:
+    """The experiment's trials in MLflow 3's UI: training runs (not its GenAI overview), best AS first."""
+    return f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}&workflowType=machine_learning"
+
+
+def sweep_experiments(uri: str) -> list[tuple[str, str]]:
+    """(name, id) of each experiment in the store that holds sweeps (it carries the view)."""
+    return [(e.name, e.experiment_id) for e in MlflowClient(tracking_uri=uri).search_experiments()
+            if VIEW_TAG in e.tags]
 
 
 class Tracker:
@@ -45,13 +64,17 @@ class Tracker:
             self.client = MlflowClient(tracking_uri=uri)
             exp = self.client.get_experiment_by_name(experiment)
             if exp is None:
-                # MLflow 3's UI opens an experiment of this kind on its training runs, not its GenAI overview
-                self.experiment_id = self.client.create_experiment(experiment, default_artifact_root(uri),
-                                                                   tags={KIND_TAG: "custom_model_development"})
+                # MLflow 3.0-3.16's UI opens an experiment of this kind on its training runs; later ones
+                # follow a workflow switch instead, which `view_address` sets
+                self.experiment_id = self.client.create_experiment(
+                    experiment, default_artifact_root(uri),
+                    tags={KIND_TAG: "custom_model_development", VIEW_TAG: json.dumps(VIEW)})
             else:
                 if exp.lifecycle_stage == "deleted":
                     self.client.restore_experiment(exp.experiment_id)
                 self.experiment_id = exp.experiment_id
+                if VIEW_TAG not in exp.tags:  # an experiment made by hand, or by an older taskdisc
+                    self.client.set_experiment_tag(self.experiment_id, VIEW_TAG, json.dumps(VIEW))
 
     def parent_run(self, sweep_dir: Path, name: str, params: dict, spec_file: Path) -> str:
         """The parent run of this resolved spec in the sweep folder: reopened when the same spec runs
@@ -110,6 +133,14 @@ class Tracker:
                  if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)]
         if batch:
             self.client.log_batch(run_id, metrics=batch)
+
+    def log_inputs(self, run_id: str, inputs: list[dict]) -> None:
+        """Each input (name, digest, source) as a training dataset of the run: MLflow's UI lists it,
+        and runs with the same digest trained on the same labels."""
+        if inputs:
+            self.client.log_inputs(run_id, [DatasetInput(Dataset(i["name"], i["digest"], "taskdisc", i["source"]),
+                                                         [InputTag("mlflow.data.context", "train")])
+                                            for i in inputs])
 
     def finish(self, run_id: str, failed: bool = False, status: str | None = None) -> None:
         self.client.set_terminated(run_id, status=status or RunStatus.to_string(

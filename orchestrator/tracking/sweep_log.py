@@ -60,11 +60,14 @@ class SweepLog:
     def finish(self, key: str, failed: bool = False) -> None:
         self._write(key, {"op": "finish", "failed": failed})
 
-    def finish_trial(self, key: str, metrics: dict, step: int, artifacts, record: Callable[[], None]) -> None:
+    def finish_trial(self, key: str, metrics: dict, step: int, artifacts, record: Callable[[], None],
+                     inputs: list[dict] = ()) -> None:
         """A finished trial: its final writes are kept in the outbox, then `record()` writes its record
-        row, then the writes go to MLflow. A driver killed anywhere in between loses nothing."""
+        row, then the writes go to MLflow. A driver killed anywhere in between loses nothing.
+        `inputs`: the labels it trained on (name, digest, source), as MLflow dataset inputs."""
         ts = int(time.time() * 1000)
-        self._append(key, {"op": "metrics", "metrics": metrics, "step": step, "ts": ts},
+        self._append(key, {"op": "inputs", "inputs": list(inputs)},
+                     {"op": "metrics", "metrics": metrics, "step": step, "ts": ts},
                      {"op": "artifacts", "paths": [str(p) for p in artifacts], "folder": None},
                      {"op": "finish", "failed": False})
         record()
@@ -185,6 +188,8 @@ class SweepLog:
             self.ids[key] = t.start_child(self.ids[PARENT], op["name"], op["params"], key, replaces=replaces,
                                           tags=op.get("tags") or {})
             self.starts[key] = {k: op.get(k) for k in ("op", "name", "params", "tags")}
+        elif op["op"] == "inputs":
+            t.log_inputs(self.ids[key], op["inputs"])
         elif op["op"] == "metrics":
             t.log_metrics(self.ids[key], op["metrics"], op["step"], op.get("ts"))
         elif op["op"] == "artifacts":

@@ -10,7 +10,7 @@ from trainables.tasks import make_task
 from orchestrator.trials.actor_data import actor_images
 from orchestrator.specs.agreement import TrialSpec
 from orchestrator.specs.io import to_plain
-from orchestrator.trials.api import Completed, RunnerBase, TrialInfo
+from orchestrator.trials.api import Completed, RunnerBase, TaskInput, TrialInfo
 
 PROGRESS_PREFIXES = ("train/", "eval/", "perf/", "data/")
 
@@ -20,6 +20,7 @@ class AgreementRunner(RunnerBase):
         dataset, train, test = actor_images(cache, trial.dataset, device, trial.protocol.channels_last)
         source = files.get(trial.source, trial.source)  # this actor's copy of the driver's file
         labels = make_task(trial.kind, trial.index, dataset, source, trial.num_classes)
+        self.labels_digest = labels.digest()
         self.run = AgreementRun(train, test, labels, split_for(dataset, trial.protocol), trial.protocol, trial.seed)
         self.device = train.device
 
@@ -28,7 +29,7 @@ class AgreementRunner(RunnerBase):
 
     def outcome(self) -> dict:
         result = self.run.result()
-        return {"result": result.to_dict(), "metrics": result.metrics()}
+        return {"result": result.to_dict(), "metrics": result.metrics(), "labels_digest": self.labels_digest}
 
 
 def agreement_row(trial: TrialSpec, result: dict) -> dict:
@@ -39,6 +40,7 @@ def agreement_row(trial: TrialSpec, result: dict) -> dict:
            "protocol_hash": trial.protocol_hash, "arch": trial.protocol.arch, "width": trial.protocol.width,
            "protocol": json.dumps(to_plain(trial.protocol), sort_keys=True), "task": result["task"]}
     row.update({k: result[k] for k in ("agreement", "balance", "epochs", "wall_s", "images_per_s")})
+    row["agreement_by_epoch"] = list(result["agreement_by_epoch"])
     for part in ("train_acc", "holdout_acc", "test_acc"):
         for i in range(2):
             row[f"{part}_{i}"] = float(result[part][i])
@@ -75,4 +77,12 @@ class AgreementAdapter:
         r = outcome["result"]
         line = (f"AS={r['agreement']:.4f}  train_acc={min(r['train_acc']):.3f}  "
                 f"holdout_acc={min(r['holdout_acc']):.3f}  epochs={r['epochs']}  {r['wall_s']:.1f}s")
-        return Completed(agreement_row(TrialSpec.from_config(trial), r), outcome["metrics"], r["epochs"], line)
+        t = TrialSpec.from_config(trial)
+        return Completed(agreement_row(t, r), outcome["metrics"], r["epochs"], line,
+                         inputs=[task_input(t, outcome["labels_digest"])])
+
+
+def task_input(t: TrialSpec, labels_digest: str) -> TaskInput:
+    """The task's labels as the run's training data: runs on the same labelling share its digest."""
+    where = t.source or f"{t.kind} task {t.index}"
+    return TaskInput(f"{t.group}-{t.index}", labels_digest, f"{t.dataset.name}: {where}")

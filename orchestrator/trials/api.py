@@ -32,6 +32,20 @@ class TrialInfo:
     params: dict  # MLflow params of the child run
     tags: dict = field(default_factory=dict)  # MLflow tags for the UI's filters and group-by (str values)
 
+    @property
+    def short_name(self) -> str:
+        """The MLflow run name, e.g. 'real-3 s0': without the sweep's name, which the parent run
+        shows, so it fits the UI's runs table ('spec__real-3__seed0' is cut off there)."""
+        return self.run_name.split("__", 1)[-1].replace("__seed", " s").replace("__", " ")
+
+
+@dataclass(frozen=True)
+class TaskInput:
+    """Labels a trial trained on, logged as an MLflow dataset input of its run."""
+    name: str  # the task, e.g. 'real-3'
+    digest: str  # of the labels themselves (TaskLabels.digest)
+    source: str  # where they come from: dataset and task kind or file
+
 
 @dataclass(frozen=True)
 class Completed:
@@ -40,6 +54,7 @@ class Completed:
     step: int  # MLflow step of those metrics
     line: str  # progress line
     artifacts: list[Path] = field(default_factory=list)
+    inputs: list[TaskInput] = field(default_factory=list)
 
 
 class Runner(Protocol):

@@ -16,7 +16,7 @@ from orchestrator.results.plots import split_samples_figure
 from orchestrator.trials.split_build import build_split
 from orchestrator.specs.splits import SplitTrialSpec
 from orchestrator.specs.io import to_plain
-from orchestrator.trials.api import Completed, RunnerBase, TrialInfo
+from orchestrator.trials.api import Completed, RunnerBase, TaskInput, TrialInfo
 
 PROGRESS_PREFIXES = ("train/", "eval/", "perf/", "data/")
 
@@ -26,6 +26,7 @@ class SplitRunner(RunnerBase):
         dataset, train, test = actor_images(cache, trial.dataset, device, trial.protocol.channels_last)
         split, target = build_split(trial, dataset, lambda p: files.get(p, p))
         labels = training_labels(dataset, target, trial.labels)
+        self.labels = (labels.name, labels.digest())
         self.summary = split_summary(split, target.train, 2)
         self.samples = sample_images(dataset, split, target.train, seed=trial.seed).images
         self.run = split_run(train, test, split, labels, trial.protocol, trial.seed, trial.networks)
@@ -37,7 +38,8 @@ class SplitRunner(RunnerBase):
     def outcome(self) -> dict:
         result = self.run.result()
         return {"result": result.to_dict(), "metrics": {**result.metrics(), **self.summary},
-                "summary": self.summary, "samples": {k: v.numpy() for k, v in self.samples.items()}}
+                "summary": self.summary, "samples": {k: v.numpy() for k, v in self.samples.items()},
+                "labels": self.labels}
 
 
 def split_row(t: SplitTrialSpec, result: dict, summary: dict) -> dict:
@@ -93,4 +95,6 @@ class SplitAdapter:
         agreement = "" if math.isnan(r["agreement"]) else f"  agreement={r['agreement']:.3f}"
         line = (f"train {row['train_size']} / test {row['test_size']}  train_acc={row['train_acc']:.3f}  "
                 f"test_acc={row['test_acc']:.3f}{agreement}  {r['wall_s']:.1f}s")
-        return Completed(row, outcome["metrics"], r["epochs"], line, [figure])
+        name, digest = outcome["labels"]
+        return Completed(row, outcome["metrics"], r["epochs"], line, [figure],
+                         [TaskInput(name, digest, f"{t.dataset.name}: {t.target_name}")])
