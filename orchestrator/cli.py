@@ -48,13 +48,16 @@ def prepare(path, overrides, max_trials: int, check_inputs: bool = True):
     return spec
 
 
-def summary(rows: list[dict], top: int = TOP) -> str:
+def summary(rows: list[dict], top: int = TOP, compare: tuple[str, str] | None = None) -> str:
     """The summary that fits the record: agreement scores, split accuracies, or exports (discovery, randnet)."""
     from orchestrator.results.agreement import summarize, summarize_exports
     from orchestrator.results.splits import is_split_record, summarize_splits
+    scores = rows and "agreement" in rows[0] and not is_split_record(rows)
+    if compare and not scores:
+        raise SpecError("--compare needs a sweep of agreement scores (task sets to compare)")
     if is_split_record(rows):
         return summarize_splits(rows)
-    return summarize(rows, top=top) if not rows or "agreement" in rows[0] else summarize_exports(rows)
+    return summarize(rows, top=top, compare=compare) if not rows or scores else summarize_exports(rows)
 
 
 def is_cluster(data: dict) -> bool:
@@ -109,7 +112,7 @@ def _results(args) -> int:
         if len(shown) < len(rows):
             print(f"({len(rows) - len(shown)} recorded trials of an earlier spec or version of this sweep are not shown)")
         rows = shown
-    print(summary(rows, top=args.top))
+    print(summary(rows, top=args.top, compare=args.compare))
     return 0
 
 
@@ -242,6 +245,8 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("results", help="summarise a sweep's recorded results")
     r.add_argument("target", help="sweep folder (runs/<name>) or its spec file")
     r.add_argument("--top", type=int, default=TOP, help="how many top tasks to list")
+    r.add_argument("--compare", nargs=2, metavar=("SET_A", "SET_B"),
+                   help="mean AS of task set A minus B, with a 95%% interval (e.g. --compare real random)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec override")
     r.set_defaults(func=_results)
     u = sub.add_parser("ui", help="open the MLflow UI on 127.0.0.1")

@@ -126,3 +126,16 @@ def test_pair_init_does_not_touch_the_global_rng():
     torch.manual_seed(123)
     Pair(PROTOCOL, 2, (3, 8, 8), init_seeds(5))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_cross_architecture_pair(dataset):
+    """The authors' cross-AS: the pair's second network is another architecture, named in the run."""
+    protocol = dataclasses.replace(PROTOCOL, arch2="resnet18", width=0.125, epochs=2, compile="off")
+    assert protocol.archs == ("mlp", "resnet18") and protocol.pair_name == "mlp+resnet18"
+    run = new_run(dataset, make_task("real", 0, dataset), protocol)
+    assert [type(n).__name__ for n in run.pair.nets] == ["MLP", "CifarResNet"]
+    while not run.done:
+        run.train_epoch()
+    assert 0 <= run.result().agreement <= 1
+    assert PROTOCOL.identity() == {k: v for k, v in dataclasses.asdict(PROTOCOL).items() if k != "arch2"}
+    assert "arch2" in protocol.identity()  # a cross pair is another protocol point; an off arch2 changes no key

@@ -86,12 +86,12 @@ LAYOUTS = (f"set ${CIFAR10_ENV} or dataset.root to a copy: torchvision's cifar-1
 
 def _download_cifar10(path: Path):
     """torchvision's download into `path`; on failure nothing is left behind that was not there."""
-    existed = path.exists()
+    new = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)  # the topmost folder made
     try:
         return read_torchvision_cifar10(path, download=True)
     except DatasetError as e:
-        if not existed:
-            shutil.rmtree(path, ignore_errors=True)
+        if new is not None:
+            shutil.rmtree(new, ignore_errors=True)
         raise DatasetError(f"cifar10: no CIFAR-10 at {path} and the download failed ({e}); {LAYOUTS}") from None
 
 

@@ -1,4 +1,5 @@
-"""A pair of networks of one architecture, from two seeds, trained on the same batches.
+"""A pair of networks (of one architecture, or two for a cross-architecture AS), from two seeds,
+trained on the same batches.
 
 One optimiser covers both networks: Adam and SGD are per-parameter, so this equals two
 optimisers, in one fused/foreach update instead of two.
@@ -21,11 +22,13 @@ def init_seeds(seed: int) -> tuple[int, int]:
     return 2 * seed, 2 * seed + 1
 
 
-def seeded_model(protocol: Protocol, num_classes: int, image_shape, seed: int) -> nn.Module:
-    """Build on the CPU under a private RNG, so the weights depend on the seed alone (not the device)."""
+def seeded_model(protocol: Protocol, num_classes: int, image_shape, seed: int, arch: str | None = None
+                 ) -> nn.Module:
+    """Build network `arch` (default the protocol's first) on the CPU under a private RNG, so the
+    weights depend on the seed alone (not the device)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build_model(protocol.arch, num_classes, protocol.width, image_shape)
+        return build_model(arch or protocol.arch, num_classes, protocol.width, image_shape)
 
 
 # Fused kernels update every parameter in one pass. On the CPU torch would otherwise fall back to
@@ -55,10 +58,11 @@ class Pair:
         self.protocol, self.device = protocol, torch.device(device)
         retain_freed_memory(self.device)
         fmt = torch.channels_last if protocol.channels_last else torch.preserve_format
-        self.nets = nn.ModuleList([seeded_model(protocol, num_classes, image_shape, s) for s in seeds])
+        archs = protocol.archs[:len(seeds)]
+        self.nets = nn.ModuleList([seeded_model(protocol, num_classes, image_shape, s, a) for s, a in zip(seeds, archs)])
         self.nets.to(self.device, memory_format=fmt)
         self.optimizer = make_optimizer(self.nets.parameters(), protocol, self.device)
-        self.forwards = [torch.compile(n) if protocol.compiles() else n for n in self.nets]
+        self.forwards = [torch.compile(n) if protocol.compiles(a) else n for n, a in zip(self.nets, archs)]
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step of both networks on (x, y); returns per-network summed loss and

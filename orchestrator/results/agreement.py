@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from orchestrator.results.confidence import Estimate, difference, set_estimates, task_scores
 from orchestrator.results.plots import agreement_figures
 from trainables.tasks import TaskError
 
@@ -17,24 +19,47 @@ from orchestrator.specs.io import SpecError
 from orchestrator.tracking.sweep_log import PARENT, SweepLog
 
 
-def summarize(rows: list[dict], top: int = 5) -> str:
-    """Per task set: count, mean, std, min and max AS, then the `top` highest-scoring tasks."""
+def summarize(rows: list[dict], top: int = 5, compare: tuple[str, str] | None = None) -> str:
+    """Per task set: trials, tasks, the mean over tasks of their mean AS with its 95% interval, the
+    spread, min and max over tasks; then the `top` tasks by mean AS over their pairs (seeds), with
+    a 95% interval where a task has several; then `compare` = (set A, set B): A minus B."""
     if not rows:
         return "no finished trials recorded"
-    by_group: dict[str, list[dict]] = defaultdict(list)
+    scores = task_scores(rows)
+    sets = set_estimates(scores)
+    trials = defaultdict(int)
     for r in rows:
-        by_group[r["group"]].append(r)
-    lines = [f"{'tasks':<16}{'trials':>7}{'mean AS':>10}{'std':>8}{'min':>8}{'max':>8}"]
-    for group, rs in sorted(by_group.items()):
-        a = [r["agreement"] for r in rs]
-        mean = sum(a) / len(a)
-        std = (sum((x - mean) ** 2 for x in a) / max(len(a) - 1, 1)) ** 0.5
-        lines.append(f"{group:<16}{len(a):>7}{mean:>10.4f}{std:>8.4f}{min(a):>8.4f}{max(a):>8.4f}")
-    lines.append(f"top {min(top, len(rows))} tasks by AS:")
-    for r in sorted(rows, key=lambda r: -r["agreement"])[:top]:
-        lines.append(f"  {r['run_name']:<48} AS={r['agreement']:.4f}  holdout_acc="
-                     f"{min(r['holdout_acc_0'], r['holdout_acc_1']):.3f}")
+        trials[r["group"]] += 1
+    lines = [f"{'tasks':<16}{'trials':>7}{'tasks':>7}{'mean AS':>9}  {'95% interval':<17}{'std':>7}{'min':>8}{'max':>8}"]
+    for group, e in sets.items():
+        values = [s["mean_as"] for s in scores if s["group"] == group]
+        lines.append(f"{group:<16}{trials[group]:>7}{e.n:>7}{e.mean:>9.4f}  {_interval(e):<17}"
+                     f"{_num(e.std):>7}{min(values):>8.4f}{max(values):>8.4f}")
+    lines.append(f"top {min(top, len(scores))} tasks by mean AS over their pairs:")
+    for s in sorted(scores, key=lambda s: -s["mean_as"])[:top]:
+        spread = f" ± {(s['ci95_high'] - s['ci95_low']) / 2:.4f} (95%, {s['seeds']} seeds)" if s["seeds"] > 1 else ""
+        lines.append(f"  {s['run_name'].split('__seed')[0]:<40} AS={s['mean_as']:.4f}{spread}")
+    if compare:
+        lines.append(compare_sets(sets, *compare))
     return "\n".join(lines)
+
+
+def compare_sets(sets: dict[str, Estimate], a: str, b: str) -> str:
+    """One line: set a's mean AS minus set b's, with Welch's 95% interval (tasks as samples)."""
+    for name in (a, b):
+        if name not in sets:
+            raise SpecError(f"--compare {a} {b}: no task set {name!r} in this sweep; its sets: {', '.join(sets)}")
+    d = difference(sets[a], sets[b])
+    return (f"{a} - {b}: {d.mean:+.4f}, 95% interval {_interval(d)} "
+            f"(Welch, {sets[a].n} vs {sets[b].n} tasks)")
+
+
+def _num(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.4f}"
+
+
+def _interval(e: Estimate) -> str:
+    return "- (one sample)" if math.isnan(e.low) else f"[{e.low:.4f}, {e.high:.4f}]"
 
 
 def summarize_exports(rows: list[dict]) -> str:
@@ -48,16 +73,22 @@ def summarize_exports(rows: list[dict]) -> str:
 
 
 def write_tables(rows: list[dict], out_dir: Path) -> list[Path]:
-    """results.parquet (every field) and agreement_table.csv (the authors' columns task_idx, task, as,
-    then seed and protocol, the protocol point's identity, so no two rows look alike)."""
-    parquet, table_csv = out_dir / "results.parquet", out_dir / "agreement_table.csv"
+    """results.parquet (every field), agreement_table.csv (the authors' columns task_idx, task, as,
+    then seed and protocol, the protocol point's identity, so no two rows look alike) and
+    task_scores.csv (per task and protocol point: seeds, mean AS, std and 95% interval)."""
+    parquet, table_csv, scores_csv = out_dir / "results.parquet", out_dir / "agreement_table.csv", out_dir / "task_scores.csv"
     pq.write_table(pa.Table.from_pylist(rows), parquet)
+    scores = task_scores(rows)
+    with open(scores_csv, "w", newline="") as f:
+        w = csv.DictWriter(f, list(scores[0]))
+        w.writeheader()
+        w.writerows(scores)
     with open(table_csv, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["task_idx", "task", "as", "seed", "protocol"])
         for r in sorted(rows, key=lambda r: (r["group"], r["index"], r["seed"], r["protocol_hash"])):
             w.writerow([r["index"], r["group"], r["agreement"], r["seed"], r["protocol_hash"]])
-    return [parquet, table_csv]
+    return [parquet, table_csv, scores_csv]
 
 
 def finish_sweep(spec: SweepSpec, rows: list[dict], log: SweepLog, complete: bool) -> None:
@@ -66,10 +97,10 @@ def finish_sweep(spec: SweepSpec, rows: list[dict], log: SweepLog, complete: boo
     if rows:
         log.artifacts(PARENT, write_tables(rows, out_dir) + agreement_figures(rows, out_dir))
         log.artifacts(PARENT, task_pictures(spec, rows, out_dir / "tasks"), folder="tasks")
-        for group in {r["group"] for r in rows}:
-            a = [r["agreement"] for r in rows if r["group"] == group]
-            log.metrics(PARENT, {f"sweep/{group}/mean_agreement": sum(a) / len(a),
-                                 f"sweep/{group}/trials": len(a)}, step=0)
+        for group, e in set_estimates(task_scores(rows)).items():
+            log.metrics(PARENT, {f"sweep/{group}/mean_agreement": e.mean, f"sweep/{group}/tasks": e.n,
+                                 f"sweep/{group}/ci95_low": e.low, f"sweep/{group}/ci95_high": e.high,
+                                 f"sweep/{group}/trials": sum(r["group"] == group for r in rows)}, step=0)
     log.finish(PARENT, failed=not complete)
 
 

@@ -174,6 +174,8 @@ class TrialSpec:
     @property
     def run_name(self) -> str:
         name = f"{self.spec}__{self.group}-{self.index}__seed{self.seed}"
+        if self.protocol.pair_name != self.protocol.arch:  # a cross-architecture pair says so
+            name += f"__{self.protocol.pair_name}"
         if self.varying:
             name += "__" + grid_label(self.protocol, self.varying)
         return name
@@ -189,7 +191,7 @@ class TrialSpec:
 
 @functools.lru_cache(maxsize=4096)  # shared by every trial of a task set: hashed once, not per trial
 def protocol_hash(protocol: Protocol, data_id: str, kind: str, source: str | None, num_classes: int) -> str:
-    return digest({"protocol": to_plain(protocol), "dataset": data_id, "kind": kind, "source": source,
+    return digest({"protocol": protocol.identity(), "dataset": data_id, "kind": kind, "source": source,
                    "num_classes": num_classes, "holdout_rule": HOLDOUT_RULE})
 
 

@@ -141,7 +141,7 @@ class SplitTrialSpec:
     @property
     def protocol_hash(self) -> str:
         data = {k: v for k, v in to_plain(self).items() if k not in ("spec", "dataset", "varying", "seed", "sweep_dir")}
-        return digest(data)
+        return digest({**data, "protocol": self.protocol.identity()})
 
     @property
     def key(self) -> str:

@@ -37,7 +37,8 @@ def agreement_row(trial: TrialSpec, result: dict) -> dict:
     row = {"key": trial.key, "spec": trial.spec, "run_name": trial.run_name, "group": trial.group,
            "kind": trial.kind, "index": trial.index, "source": trial.source, "num_classes": trial.num_classes,
            "seed": trial.seed,
-           "protocol_hash": trial.protocol_hash, "arch": trial.protocol.arch, "width": trial.protocol.width,
+           "protocol_hash": trial.protocol_hash, "arch": trial.protocol.arch,
+           "arch2": trial.protocol.archs[1], "width": trial.protocol.width,
            "protocol": json.dumps(to_plain(trial.protocol), sort_keys=True), "task": result["task"]}
     row.update({k: result[k] for k in ("agreement", "balance", "epochs", "wall_s", "images_per_s")})
     row["agreement_by_epoch"] = list(result["agreement_by_epoch"])
@@ -64,7 +65,7 @@ class AgreementAdapter:
                   "num_classes": t.num_classes, "key": t.key, "dataset": t.dataset.name,
                   **{f"protocol.{k}": v for k, v in to_plain(t.protocol).items()}}
         tags = {"task_kind": t.kind, "task_set": t.group, "task_index": str(t.index), "seed": str(t.seed),
-                "arch": t.protocol.arch, "protocol": t.protocol_hash}
+                "arch": t.protocol.pair_name, "protocol": t.protocol_hash}
         return TrialInfo(t.key, t.run_name, params, tags)
 
     def progress(self, result: dict):
