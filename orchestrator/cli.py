@@ -86,7 +86,7 @@ def _sweep(args) -> int:
         sweeps = [(spec, run_any(spec, address=args.address, origin=str(path)))]
     complete = True
     for sweep, rows in sweeps:
-        print(summary(rows))
+        print(summary(rows) + fidelity_report(Path(sweep.sweep_dir)))
         if rows:
             print(f"results: {sweep.sweep_dir}; MLflow: {sweep.tracking.uri} "
                   f"(experiment {sweep.experiment!r}; `taskdisc ui` prints its address)")
@@ -112,8 +112,14 @@ def _results(args) -> int:
         if len(shown) < len(rows):
             print(f"({len(rows) - len(shown)} recorded trials of an earlier spec or version of this sweep are not shown)")
         rows = shown
-    print(summary(rows, top=args.top, compare=args.compare))
+    print(summary(rows, top=args.top, compare=args.compare) + fidelity_report(target))
     return 0
+
+
+def fidelity_report(sweep_dir: Path) -> str:
+    """A fidelity study's report (written when its sweep finished), or ''."""
+    path = sweep_dir / "fidelity.txt"
+    return f"\nfidelity against the reference protocol ({path}):\n{path.read_text().rstrip()}" if path.is_file() else ""
 
 
 def current_keys(sweep_dir: Path) -> set[str] | None:
@@ -213,14 +219,17 @@ def _show(args) -> int:
 def _fields(args) -> int:
     from trainables.config import describe
     from trainables.discovery import DiscoveryConfig
-    from trainables.protocol import Protocol
+    from trainables.protocol import PRESETS, Protocol
     from trainables.splits import RandomNetConfig
     from orchestrator.specs.discovery import DiscoverySpec, ScoreSpec
     from orchestrator.specs.randnet import RandomNetSpec
     from orchestrator.specs.agreement import DatasetSpec, Resources, SweepSpec, TaskSet, Tracking
+    from orchestrator.specs.fidelity import Fidelity
+    from orchestrator.specs.search import Search
     from orchestrator.specs.splits import SplitFollowUp, SplitPlan, SplitSweepSpec
     sections = {"sweep": SweepSpec, "dataset": DatasetSpec, "protocol": Protocol, "tasks.<set>": TaskSet,
-                "resources": Resources, "tracking": Tracking, "discovery spec": DiscoverySpec,
+                "resources": Resources, "tracking": Tracking, "search": Search, "fidelity": Fidelity,
+                "discovery spec": DiscoverySpec,
                 "discovery": DiscoveryConfig, "score": ScoreSpec, "split spec": SplitSweepSpec,
                 "splits": SplitPlan, "follow-up splits": SplitFollowUp, "randnet spec": RandomNetSpec,
                 "randnet": RandomNetConfig}
@@ -228,6 +237,8 @@ def _fields(args) -> int:
         if args.section in (None, title):
             print(f"{title}:")
             print("\n".join(f"  {line}" for line in describe(cls)))
+            if cls is Protocol:
+                print(f"  preset = (none): start from a named protocol, one of {', '.join(PRESETS)}")
     return 0
 
 

@@ -20,6 +20,7 @@ from typing import Iterator
 import ray
 import torch
 from ray import tune
+from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 
 from orchestrator.trials.actor_data import LOADS
@@ -169,8 +170,15 @@ class SweepCallback(tune.Callback):
                   flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        config, outcome = trial.config["trial"], trial.last_result["outcome"]
+        config, outcome = trial.config["trial"], trial.last_result.get("outcome")
         info = self.adapter.describe(config)
+        if outcome is None:  # the scheduler stopped it: recorded as stopped, so a rerun does not redo it
+            done = self.adapter.stopped(config, trial.last_result)
+            self.log.finish_trial(info.key, done.metrics, done.step, [], record=lambda: self.record.add(info.key, done.row))
+            drop_checkpoints(trial)
+            self.finished += 1
+            print(f"[{self.finished}/{self.total}] {info.run_name}  {done.line}", flush=True)
+            return
         if "error" in outcome:
             self.log.finish(info.key, failed=True)
             print(f"[failed] {info.run_name}: {outcome['error']} (bad input: not retried)", flush=True)
@@ -217,6 +225,7 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = USER_PENDING or str(min(count, sweep.concurrency or 200))
     connect(address)
     adapter = ADAPTERS[adapter_name]
+    asha = sweep.scheduler_config()
     trainable = tune.with_resources(tune.with_parameters(TrialActor, files=files),
                                     {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus})
     feed = TrialFeed(trials, {"adapter": adapter_name, "device": sweep.device,
@@ -225,6 +234,7 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=feed, num_samples=count, reuse_actors=True, max_concurrent_trials=sweep.concurrency,
+            scheduler=ASHAScheduler(**asha) if asha else None,
             trial_name_creator=lambda t: adapter.describe(t.config["trial"]).run_name,
             trial_dirname_creator=lambda t: adapter.describe(t.config["trial"]).key),
         run_config=tune.RunConfig(

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from orchestrator.cli import main
 from orchestrator.tracking.mlflow_runs import Tracker
 from sweep_helpers import REPO, child_runs, tiny_spec
-from test_ui import free_port
+from test_ui import free_port, serving
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -38,58 +38,64 @@ def png_width(path: Path) -> int:
     return struct.unpack(">I", path.read_bytes()[16:20])[0]
 
 
-@pytest.fixture
-def ui_server(tmp_path):
-    """Starts `taskdisc ui` on a free port; returns a function that waits until it answers and
-    returns (its address, its first two lines)."""
-    procs = []
+class UiServer:
+    """`taskdisc ui` for store `uri` on a free port, started at once (the UI boots while a sweep runs)."""
 
-    def start(uri: str):
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "ui", "--uri", uri, "--port", str(port)],
-                                cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        procs.append(proc)
+    def __init__(self, uri: str, cwd: Path):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "ui", "--uri", uri, "--port", str(self.port)], cwd=cwd,
+            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)
 
-        def wait() -> tuple[str, list[str]]:
-            lines = [proc.stdout.readline(), proc.stdout.readline()]  # the server, then the one experiment
-            base, deadline = f"http://127.0.0.1:{port}", time.time() + 120
-            while time.time() < deadline:
-                try:
-                    urllib.request.urlopen(f"{base}/health", timeout=2).close()
-                    return base, lines
-                except OSError:
-                    assert proc.poll() is None, "".join(lines) + proc.stdout.read()
-                    time.sleep(0.5)
-            raise AssertionError(f"taskdisc ui did not answer on {base}: {''.join(lines)}")
-        return wait
+    def wait(self) -> tuple[str, list[str]]:
+        """Once it answers: (its base address, its first two lines: the server, the one experiment)."""
+        lines = [self.proc.stdout.readline(), self.proc.stdout.readline()]
+        base, deadline = f"http://127.0.0.1:{self.port}", time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2).close()
+                return base, lines
+            except OSError:
+                assert self.proc.poll() is None, "".join(lines) + self.proc.stdout.read()
+                time.sleep(0.5)
+        raise AssertionError(f"taskdisc ui did not answer on {base}: {''.join(lines)}")
 
-    yield start
-    for proc in procs:
+    def kill(self) -> None:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
 
-def test_ui_opens_on_the_trials_and_shows_the_figures(tmp_path, tiny_dataset_tar, ray_address, ui_server):
+def test_ui_opens_on_the_trials_and_shows_the_figures(tmp_path, tiny_dataset_tar, ray_address):
     if CHROMIUM is None:
         pytest.fail("no chromium on PATH: run `bash tests/install_browser.sh` (Debian's chromium package)")
-    from playwright.sync_api import sync_playwright
-
-    started = time.time()
     spec = tiny_spec(tmp_path, tiny_dataset_tar, name="ui", tasks={"real": [0, 1], "random": [0]},
                      **{"protocol.epochs": 2})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     Tracker(uri, "ui")  # the experiment, as a sweep makes it first: the UI starts while the sweep runs
-    wait = ui_server(uri)
-    assert main(["sweep", str(spec)]) == 0
-    base, lines = wait()
+    server = UiServer(uri, tmp_path)
+    try:
+        assert main(["sweep", str(spec)]) == 0
+        base, lines = server.wait()
+        check_pages(tmp_path, uri, base, lines)
+        server.proc.terminate()  # SIGTERM to the `taskdisc ui` process alone stops the server
+        server.proc.wait(timeout=30)
+        deadline = time.time() + 30
+        while time.time() < deadline and serving(server.port):
+            time.sleep(0.5)
+        assert not serving(server.port)
+    finally:
+        server.kill()
+
+
+def check_pages(tmp_path: Path, uri: str, base: str, lines: list[str]) -> None:
+    from playwright.sync_api import sync_playwright
+    started = time.time()
     (parent,), children = child_runs(uri, "ui")
     address = lines[1].split(": ", 1)[1].strip()
     assert lines[1].strip().startswith("ui: ") and address.startswith(base), lines
-    print(f"sweep and UI up: {time.time() - started:.1f}s")
-    started = time.time()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1800, "height": 900})
@@ -111,14 +117,14 @@ def test_ui_opens_on_the_trials_and_shows_the_figures(tmp_path, tiny_dataset_tar
         client = MlflowClient(tracking_uri=uri)
         page.get_by_role("link", name=parent.info.run_name, exact=True).last.click()  # as a user finds the figures
         page.get_by_role("tab", name="Artifacts").click()
-        shown = None
+        last_src = None
         for name in FIGURES:
             page.get_by_text(name, exact=True).click()  # in the artifact tree: the figure replaces the last one
             width = png_width(Path(client.download_artifacts(parent.info.run_id, name, str(tmp_path))))
-            shown = page.wait_for_function(
+            last_src = page.wait_for_function(
                 """([before, width]) => { const img = document.querySelector("img[src^='blob:']");
                    return img && img.src !== before && img.complete && img.naturalWidth === width && img.src; }""",
-                arg=[shown, width], timeout=60_000).json_value()
+                arg=[last_src, width], timeout=60_000).json_value()
         page.screenshot(path=tmp_path / "figure.png")
         browser.close()
     print(f"browser check: {time.time() - started:.1f}s")

@@ -65,3 +65,12 @@ class Protocol:
     def identity(self) -> dict:
         """What makes this protocol's results, as plain values (what its hash covers)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if not (k in LATER_FIELDS and v is None)}
+
+
+# Named protocols (`protocol: {preset: NAME}` in a spec; fields given beside it win), each with
+# where it comes from or what it was measured to keep.
+PRESETS: dict[str, dict] = {
+    # The quickstart's: a narrow MLP pair on CIFAR-10 subsets, a few minutes for 8 tasks on 2 CPU cores.
+    "quickstart-cpu": {"arch": "mlp", "width": 0.25, "epochs": 12, "train_subset": 10000, "holdout_subset": 2000,
+                       "test_subset": 2000, "compile": "off"},
+}

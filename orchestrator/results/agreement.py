@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import warnings
 from collections import defaultdict
@@ -11,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.results.confidence import Estimate, difference, set_estimates, task_scores
+from orchestrator.results.fidelity import fidelity_table, write_fidelity
 from orchestrator.results.plots import agreement_figures
 from trainables.tasks import TaskError
 
@@ -23,13 +25,14 @@ def summarize(rows: list[dict], top: int = 5, compare: tuple[str, str] | None = 
     """Per task set: trials, tasks, the mean over tasks of their mean AS with its 95% interval, the
     spread, min and max over tasks; then the `top` tasks by mean AS over their pairs (seeds), with
     a 95% interval where a task has several; then `compare` = (set A, set B): A minus B."""
+    rows, stopped = finished(rows)
     if not rows:
         return "no finished trials recorded"
     scores = task_scores(rows)
     sets = set_estimates(scores)
     trials = defaultdict(int)
-    for r in rows:
-        trials[r["group"]] += 1
+    for s in scores:
+        trials[s["group"]] += s["seeds"]
     lines = [f"{'tasks':<16}{'trials':>7}{'tasks':>7}{'mean AS':>9}  {'95% interval':<17}{'std':>7}{'min':>8}{'max':>8}"]
     for group, e in sets.items():
         values = [s["mean_as"] for s in scores if s["group"] == group]
@@ -41,7 +44,22 @@ def summarize(rows: list[dict], top: int = 5, compare: tuple[str, str] | None = 
         lines.append(f"  {s['run_name'].split('__seed')[0]:<40} AS={s['mean_as']:.4f}{spread}")
     if compare:
         lines.append(compare_sets(sets, *compare))
+    if stopped:
+        lines.append(search_line(rows, stopped))
     return "\n".join(lines)
+
+
+def finished(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(trials that ran to the end, trials a top-k search stopped early)."""
+    return [r for r in rows if not r.get("stopped")], [r for r in rows if r.get("stopped")]
+
+
+def search_line(rows: list[dict], stopped: list[dict]) -> str:
+    """What a top-k search saved: epochs spent against every trial running to the end."""
+    spent = sum(r["epochs"] for r in rows + stopped)
+    full = max(json.loads(r["protocol"])["epochs"] for r in rows) * (len(rows) + len(stopped))
+    return (f"search: {len(stopped)} of {len(rows) + len(stopped)} trials stopped early; {spent} epochs spent "
+            f"of {full} for a full sweep ({full / spent:.1f}x fewer)")
 
 
 def compare_sets(sets: dict[str, Estimate], a: str, b: str) -> str:
@@ -94,14 +112,32 @@ def write_tables(rows: list[dict], out_dir: Path) -> list[Path]:
 def finish_sweep(spec: SweepSpec, rows: list[dict], log: SweepLog, complete: bool) -> None:
     """Write the results table and figures into the sweep folder and onto the parent run."""
     out_dir = Path(spec.sweep_dir)
+    rows, stopped = finished(rows)
+    if stopped:
+        log.metrics(PARENT, {"search/stopped_trials": len(stopped),
+                             "search/epochs_spent": sum(r["epochs"] for r in rows + stopped)}, step=0)
     if rows:
         log.artifacts(PARENT, write_tables(rows, out_dir) + agreement_figures(rows, out_dir))
         log.artifacts(PARENT, task_pictures(spec, rows, out_dir / "tasks"), folder="tasks")
         for group, e in set_estimates(task_scores(rows)).items():
             log.metrics(PARENT, {f"sweep/{group}/mean_agreement": e.mean, f"sweep/{group}/tasks": e.n,
-                                 f"sweep/{group}/ci95_low": e.low, f"sweep/{group}/ci95_high": e.high,
-                                 f"sweep/{group}/trials": sum(r["group"] == group for r in rows)}, step=0)
+                                 f"sweep/{group}/ci95_low": e.low, f"sweep/{group}/ci95_high": e.high}, step=0)
+        if spec.fidelity.on:
+            log.artifacts(PARENT, fidelity_files(spec, rows, out_dir, log))
     log.finish(PARENT, failed=not complete)
+
+
+def fidelity_files(spec: SweepSpec, rows: list[dict], out_dir: Path, log: SweepLog) -> list[Path]:
+    """The fidelity study's table, report and figure, and each candidate's numbers on the parent run."""
+    points = {t.key: t.point for t in spec.iter_trials()}
+    table = fidelity_table(rows, points, spec.fidelity.read_epochs)
+    if not table:
+        return []
+    for r in table:
+        name = r["candidate"].replace(" (read)", "")
+        log.metrics(PARENT, {f"fidelity/{name}/{k}": r[k] for k in ("spearman", "mean_abs_diff", "max_abs_diff",
+                                                                   "separation_kept", "cost")}, step=0)
+    return write_fidelity(table, [r for r in rows if points[r["key"]] == "reference"], out_dir)
 
 
 def task_pictures(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:

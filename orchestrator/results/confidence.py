@@ -68,15 +68,23 @@ def task_key(row: dict) -> tuple:
     return row["group"], row["index"], row["protocol_hash"]
 
 
+def point_label(row: dict) -> str:
+    """The protocol point in the run name ('bf16', 'epochs-3_lr-0.01'; '' for a single point)."""
+    return row["run_name"].split("__seed", 1)[-1].partition("__")[2]
+
+
 def task_scores(rows: list[dict]) -> list[dict]:
-    """One row per task and protocol point: its pairs' mean AS, their spread and the 95% interval."""
+    """One row per task and protocol point: its pairs' mean AS, their spread and the 95% interval.
+    Its set is the task set, with the protocol point where the sweep has several ('real/bf16')."""
     by_task: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         by_task[task_key(r)].append(r)
     out = []
     for (group, index, protocol), rs in sorted(by_task.items()):
         e = estimate([r["agreement"] for r in rs])
-        out.append({"group": group, "index": index, "protocol_hash": protocol, "run_name": rs[0]["run_name"],
+        label = point_label(rs[0])
+        out.append({"group": f"{group}/{label}" if label else group, "index": index, "protocol_hash": protocol,
+                    "run_name": rs[0]["run_name"],
                     "seeds": e.n, "mean_as": e.mean, "std_as": e.std, "ci95_low": e.low, "ci95_high": e.high})
     return out
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import functools
-import itertools
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -26,6 +24,9 @@ from trainables.tasks import TASK_KINDS, TaskError, read_table, task_count
 
 from orchestrator.specs.indices import parse_indices, parse_seeds
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
+from orchestrator.specs.grids import grid_of, protocol_grid
+from orchestrator.specs.fidelity import Fidelity, fidelity_data, parse_fidelity, point_names
+from orchestrator.specs.search import Search
 
 # Names become folder and file names (sweep folder, record files, Tune trial folders) and MLflow run
 # names: one safe path component, never '.' or '..', short enough for both.
@@ -99,6 +100,10 @@ class SweepBase:
         """(spec key, set) of every task set the spec reads, for `preflight`."""
         return ()
 
+    def scheduler_config(self) -> dict | None:
+        """Keyword arguments of Tune's ASHAScheduler, or None: every trial runs to the end."""
+        return None
+
     def preflight(self, origin: str):
         """Check the inputs in the driver before Ray starts (SpecError naming the problem): the
         dataset decoded once into the cache the trials read, every task set built against it.
@@ -131,14 +136,25 @@ class SweepSpec(SweepBase):
     protocols: tuple[Protocol, ...] = param((Protocol(),), "protocol grid points (from `protocol:`)")
     tasks: tuple[TaskSet, ...] = param((), "task sets to score (from `tasks:`)")
     seeds: tuple[int, ...] = param((0,), "pair seeds: one pair of networks per seed and task, e.g. 0-4 or [0, 7]")
+    search: Search = param(Search(), "top-k search: stop trials of poor tasks early")
+    fidelity: Fidelity = param(Fidelity(), "fidelity study: protocols[1:] are named cheaper candidates of protocols[0]")
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.search.check_protocols(self.protocols)
+
+    def scheduler_config(self) -> dict | None:
+        return self.search.scheduler_config(self.protocols[0].epochs)
 
     def iter_trials(self):
         varying = tuple(f.name for f in dataclasses.fields(Protocol)
                         if len({getattr(p, f.name) for p in self.protocols}) > 1)
         data_id = self.data_id
+        names = point_names(self.fidelity, len(self.protocols))
         return (TrialSpec(self.name, self.dataset, data_id, ts.group, ts.kind, i, ts.source, ts.num_classes,
-                          seed, p, varying)
-                for p in self.protocols for ts in self.tasks for i in ts.indices for seed in self.seeds)
+                          seed, p, varying, point)
+                for p, point in zip(self.protocols, names) for ts in self.tasks for i in ts.indices
+                for seed in self.seeds)
 
     def trial_count(self) -> int:
         return len(self.protocols) * sum(len(ts.indices) for ts in self.tasks) * len(self.seeds)
@@ -161,6 +177,7 @@ class TrialSpec:
     seed: int
     protocol: Protocol
     varying: tuple[str, ...] = ()
+    point: str = ""  # the protocol point's name in a fidelity study ('' = named by its grid values)
 
     @property
     def protocol_hash(self) -> str:
@@ -176,8 +193,8 @@ class TrialSpec:
         name = f"{self.spec}__{self.group}-{self.index}__seed{self.seed}"
         if self.protocol.pair_name != self.protocol.arch:  # a cross-architecture pair says so
             name += f"__{self.protocol.pair_name}"
-        if self.varying:
-            name += "__" + grid_label(self.protocol, self.varying)
+        if self.point or self.varying:
+            name += "__" + (self.point or grid_label(self.protocol, self.varying))
         return name
 
     def to_config(self) -> dict:
@@ -186,7 +203,7 @@ class TrialSpec:
     @classmethod
     def from_config(cls, c: dict) -> "TrialSpec":
         return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], c["group"], c["kind"], c["index"], c["source"],
-                   c["num_classes"], c["seed"], Protocol(**c["protocol"]), tuple(c["varying"]))
+                   c["num_classes"], c["seed"], Protocol(**c["protocol"]), tuple(c["varying"]), c["point"])
 
 
 @functools.lru_cache(maxsize=4096)  # shared by every trial of a task set: hashed once, not per trial
@@ -261,28 +278,6 @@ def task_sets(raw: Any, origin: str, section: str = "tasks") -> tuple[TaskSet, .
     return tuple(sets)
 
 
-def grid(raw: dict) -> list[dict]:
-    """{'a': [1, 2], 'b': 3} -> [{'a': 1, 'b': 3}, {'a': 2, 'b': 3}]: every list is a grid axis."""
-    axes = [v if isinstance(v, list) and v else [v] for v in raw.values()]
-    return [dict(zip(raw, point)) for point in itertools.product(*axes)]
-
-
-def grid_of(points: list[dict]) -> dict:
-    """The inverse of `grid` for a full grid: each key's distinct values (a list when several)."""
-    out = {}
-    for k in points[0]:
-        values = list({json.dumps(p[k], sort_keys=True): p[k] for p in points}.values())
-        out[k] = values if len(values) > 1 else values[0]
-    return out
-
-
-def protocol_grid(raw: Any, origin: str) -> tuple[Protocol, ...]:
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise SpecError(f"{origin}: protocol must be a mapping of protocol fields to values")
-    return tuple(build(Protocol, point, "protocol", origin) for point in grid(raw))
-
-
 def resolve_paths(spec: SweepSpec) -> SweepSpec:
     """Make every path absolute (trials run elsewhere) and fill the defaults taken from the environment."""
     root = spec.dataset.root or os.environ.get(CIFAR10_ENV) if spec.dataset.name == "cifar10" else spec.dataset.root
@@ -303,8 +298,10 @@ def parse_spec(data: dict, origin: str) -> SweepSpec:
         raise SpecError(f"{origin}: " + ("use `protocol:` (lists sweep a grid), not `protocols:`"
                                          if "protocols" in data else "missing key tasks; e.g. tasks: {real: 0-3}"))
     tasks = task_sets(data.pop("tasks"), origin)
+    protocols, fidelity = parse_fidelity(data.pop("fidelity", None), protocols, origin)
     parse_seeds(data, "seeds", origin)
-    spec = build(SweepSpec, data, "", origin, shown=("protocol", "tasks"), protocols=protocols, tasks=tasks)
+    spec = build(SweepSpec, data, "", origin, shown=("protocol", "tasks", "fidelity"), protocols=protocols,
+                 tasks=tasks, fidelity=fidelity)
     return checked_data(resolve_paths(spec), origin)
 
 
@@ -320,7 +317,11 @@ def checked_data(spec, origin: str):
 def spec_data(spec: SweepSpec) -> dict:
     """The resolved spec in the YAML shape `load_spec` reads: a protocol grid and task sets."""
     data = to_plain(spec)
-    data["protocol"] = grid_of(data.pop("protocols"))
+    if spec.fidelity.on:
+        data["protocol"], data["fidelity"] = data.pop("protocols")[0], fidelity_data(spec.protocols, spec.fidelity)
+    else:
+        data.pop("fidelity")
+        data["protocol"] = grid_of(data.pop("protocols"))
     data["tasks"] = task_sets_data(spec.tasks)
     return data
 

@@ -17,9 +17,9 @@ from trainables.config import param
 from trainables.data import HOLDOUT_RULE
 from trainables.discovery import DiscoveryConfig
 
-from orchestrator.specs.agreement import (DatasetSpec, SweepBase, SweepSpec, TaskSet, protocol_grid,
-                                          task_sets, checked_data, grid, grid_of,
+from orchestrator.specs.agreement import (DatasetSpec, SweepBase, SweepSpec, TaskSet, task_sets, checked_data,
                                           resolve_paths, task_sets_data)
+from orchestrator.specs.grids import grid, grid_of, protocol_grid
 from orchestrator.specs.indices import parse_indices, parse_seeds
 from orchestrator.specs.splits import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain

@@ -74,6 +74,12 @@ class AgreementAdapter:
     def note(self, trial: dict, result: dict) -> None:
         return None  # epochs are short: one line per finished trial is enough
 
+    def stopped(self, trial: dict, result: dict) -> Completed:
+        """A trial the search stopped early (`result`: its last epoch's)."""
+        row = stopped_row(TrialSpec.from_config(trial), result)
+        line = f"stopped by the search after {row['epochs']} epochs: AS={row['agreement']:.4f}"
+        return Completed(row, {"search/stopped_at_epoch": row["epochs"]}, row["epochs"], line)
+
     def complete(self, trial: dict, outcome: dict) -> Completed:
         r = outcome["result"]
         line = (f"AS={r['agreement']:.4f}  train_acc={min(r['train_acc']):.3f}  "
@@ -81,6 +87,13 @@ class AgreementAdapter:
         t = TrialSpec.from_config(trial)
         return Completed(agreement_row(t, r), outcome["metrics"], r["epochs"], line,
                          inputs=[task_input(t, outcome["labels_digest"])])
+
+
+def stopped_row(trial: TrialSpec, result: dict) -> dict:
+    """The record row of a trial a top-k search stopped: its agreement after its last epoch."""
+    return {"key": trial.key, "spec": trial.spec, "run_name": trial.run_name, "group": trial.group,
+            "kind": trial.kind, "index": trial.index, "seed": trial.seed, "protocol_hash": trial.protocol_hash,
+            "agreement": result["eval/agreement"], "epochs": int(result["epoch"]), "stopped": True}
 
 
 def task_input(t: TrialSpec, labels_digest: str) -> TaskInput:

@@ -1,0 +1,38 @@
+"""Grids in specs: every list of a mapping is an axis, and a protocol grid may start from a preset."""
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from trainables.protocol import PRESETS, Protocol
+
+from orchestrator.specs.io import SpecError, build
+
+
+def grid(raw: dict) -> list[dict]:
+    """{'a': [1, 2], 'b': 3} -> [{'a': 1, 'b': 3}, {'a': 2, 'b': 3}]: every list is a grid axis."""
+    axes = [v if isinstance(v, list) and v else [v] for v in raw.values()]
+    return [dict(zip(raw, point)) for point in itertools.product(*axes)]
+
+
+def grid_of(points: list[dict]) -> dict:
+    """The inverse of `grid` for a full grid: each key's distinct values (a list when several)."""
+    out = {}
+    for k in points[0]:
+        values = list({json.dumps(p[k], sort_keys=True): p[k] for p in points}.values())
+        out[k] = values if len(values) > 1 else values[0]
+    return out
+
+
+def protocol_grid(raw: Any, origin: str) -> tuple[Protocol, ...]:
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise SpecError(f"{origin}: protocol must be a mapping of protocol fields to values")
+    if "preset" in raw:
+        raw = dict(raw)
+        name = raw.pop("preset")
+        if name not in PRESETS:
+            raise SpecError(f"{origin}: protocol.preset={name!r} is unknown; presets: {', '.join(PRESETS)}")
+        raw = {**PRESETS[name], **raw}
+    return tuple(build(Protocol, point, "protocol", origin) for point in grid(raw))
