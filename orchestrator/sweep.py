@@ -174,7 +174,8 @@ class SweepCallback(tune.Callback):
         info = self.adapter.describe(config)
         if outcome is None:  # the scheduler stopped it: recorded as stopped, so a rerun does not redo it
             done = self.adapter.stopped(config, trial.last_result)
-            self.log.finish_trial(info.key, done.metrics, done.step, [], record=lambda: self.record.add(info.key, done.row))
+            self.log.finish_trial(info.key, done.metrics, done.step, [],
+                                  record=lambda: self.record.add(info.key, done.row))
             drop_checkpoints(trial)
             self.finished += 1
             print(f"[{self.finished}/{self.total}] {info.run_name}  {done.line}", flush=True)

@@ -59,7 +59,7 @@ def search_line(rows: list[dict], stopped: list[dict]) -> str:
     spent = sum(r["epochs"] for r in rows + stopped)
     full = max(json.loads(r["protocol"])["epochs"] for r in rows) * (len(rows) + len(stopped))
     return (f"search: {len(stopped)} of {len(rows) + len(stopped)} trials stopped early; {spent} epochs spent "
-            f"of {full} for a full sweep ({full / spent:.1f}x fewer)")
+            f"of {full} for a full sweep ({full / spent:.2f}x fewer)")
 
 
 def compare_sets(sets: dict[str, Estimate], a: str, b: str) -> str:
@@ -94,7 +94,8 @@ def write_tables(rows: list[dict], out_dir: Path) -> list[Path]:
     """results.parquet (every field), agreement_table.csv (the authors' columns task_idx, task, as,
     then seed and protocol, the protocol point's identity, so no two rows look alike) and
     task_scores.csv (per task and protocol point: seeds, mean AS, std and 95% interval)."""
-    parquet, table_csv, scores_csv = out_dir / "results.parquet", out_dir / "agreement_table.csv", out_dir / "task_scores.csv"
+    parquet, table_csv = out_dir / "results.parquet", out_dir / "agreement_table.csv"
+    scores_csv = out_dir / "task_scores.csv"
     pq.write_table(pa.Table.from_pylist(rows), parquet)
     scores = task_scores(rows)
     with open(scores_csv, "w", newline="") as f:
