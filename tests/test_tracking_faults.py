@@ -97,7 +97,7 @@ def test_driver_killed_between_record_and_mlflow_loses_nothing(tmp_path):
 
 def test_unreadable_record_file_is_set_aside_and_its_trial_counts_as_not_done(tmp_path, capsys):
     record = Record(tmp_path)
-    row = {"group": "real", "index": 0, "seed": 0, "run_name": "s__real-0__seed0", "agreement": 0.5,
+    row = {"group": "real", "index": 0, "seed": 0, "protocol_hash": "p", "run_name": "s__real-0__seed0", "agreement": 0.5,
            "holdout_acc_0": 0.9, "holdout_acc_1": 0.9}
     record.add("a", row)
     record.add("b", {**row, "index": 1})
