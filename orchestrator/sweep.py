@@ -172,19 +172,13 @@ class SweepCallback(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         config, outcome = trial.config["trial"], trial.last_result.get("outcome")
         info = self.adapter.describe(config)
-        if outcome is None:  # the scheduler stopped it: recorded as stopped, so a rerun does not redo it
-            done = self.adapter.stopped(config, trial.last_result)
-            self.log.finish_trial(info.key, done.metrics, done.step, [],
-                                  record=lambda: self.record.add(info.key, done.row))
-            drop_checkpoints(trial)
-            self.finished += 1
-            print(f"[{self.finished}/{self.total}] {info.run_name}  {done.line}", flush=True)
-            return
-        if "error" in outcome:
+        if outcome is not None and "error" in outcome:
             self.log.finish(info.key, failed=True)
             print(f"[failed] {info.run_name}: {outcome['error']} (bad input: not retried)", flush=True)
             return
-        done = self.adapter.complete(config, outcome)
+        # No outcome: the scheduler stopped it; recorded as stopped, so a rerun does not redo it.
+        done = (self.adapter.stopped(config, trial.last_result) if outcome is None
+                else self.adapter.complete(config, outcome))
         # The record is what a resumed sweep trusts; MLflow's copy waits in the outbox until written.
         self.log.finish_trial(info.key, done.metrics, done.step, done.artifacts,
                               record=lambda: self.record.add(info.key, done.row),

@@ -49,7 +49,7 @@ def test_task_scores_group_pairs_of_a_task(tmp_path):
     assert scores["real", 1]["ci95_low"] < 0.90 < scores["real", 1]["ci95_high"]
     sets = set_estimates(list(scores.values()))
     assert sets["real"].n == 3 and sets["real"].mean == pytest.approx((0.82 + 0.90 + 0.85) / 3)
-    paths = write_tables(ROWS, tmp_path)
+    paths = write_tables(ROWS, task_scores(ROWS), tmp_path)
     assert [p.name for p in paths] == ["results.parquet", "agreement_table.csv", "task_scores.csv"]
     table = list(csv.DictReader(open(paths[2])))
     assert len(table) == 5 and {"seeds", "mean_as", "std_as", "ci95_low", "ci95_high"} <= set(table[0])

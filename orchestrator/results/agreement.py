@@ -90,14 +90,14 @@ def summarize_exports(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_tables(rows: list[dict], out_dir: Path) -> list[Path]:
+def write_tables(rows: list[dict], scores: list[dict], out_dir: Path) -> list[Path]:
     """results.parquet (every field), agreement_table.csv (the authors' columns task_idx, task, as,
     then seed and protocol, the protocol point's identity, so no two rows look alike) and
-    task_scores.csv (per task and protocol point: seeds, mean AS, std and 95% interval)."""
+    task_scores.csv (`scores`, from `task_scores(rows)`: per task and protocol point, seeds, mean AS,
+    std and 95% interval)."""
     parquet, table_csv = out_dir / "results.parquet", out_dir / "agreement_table.csv"
     scores_csv = out_dir / "task_scores.csv"
     pq.write_table(pa.Table.from_pylist(rows), parquet)
-    scores = task_scores(rows)
     with open(scores_csv, "w", newline="") as f:
         w = csv.DictWriter(f, list(scores[0]))
         w.writeheader()
@@ -118,9 +118,10 @@ def finish_sweep(spec: SweepSpec, rows: list[dict], log: SweepLog, complete: boo
         log.metrics(PARENT, {"search/stopped_trials": len(stopped),
                              "search/epochs_spent": sum(r["epochs"] for r in rows + stopped)}, step=0)
     if rows:
-        log.artifacts(PARENT, write_tables(rows, out_dir) + agreement_figures(rows, out_dir))
+        scores = task_scores(rows)
+        log.artifacts(PARENT, write_tables(rows, scores, out_dir) + agreement_figures(rows, out_dir))
         log.artifacts(PARENT, task_pictures(spec, rows, out_dir / "tasks"), folder="tasks")
-        for group, e in set_estimates(task_scores(rows)).items():
+        for group, e in set_estimates(scores).items():
             log.metrics(PARENT, {f"sweep/{group}/mean_agreement": e.mean, f"sweep/{group}/tasks": e.n,
                                  f"sweep/{group}/ci95_low": e.low, f"sweep/{group}/ci95_high": e.high}, step=0)
         if spec.fidelity.on:

@@ -32,12 +32,16 @@ class AgreementRunner(RunnerBase):
         return {"result": result.to_dict(), "metrics": result.metrics(), "labels_digest": self.labels_digest}
 
 
+def identity_row(trial: TrialSpec) -> dict:
+    """What every record row of an agreement trial says of the trial itself."""
+    return {"key": trial.key, "spec": trial.spec, "run_name": trial.run_name, "group": trial.group,
+            "kind": trial.kind, "index": trial.index, "seed": trial.seed, "protocol_hash": trial.protocol_hash}
+
+
 def agreement_row(trial: TrialSpec, result: dict) -> dict:
     """The record row of a finished agreement trial (`result` is AgreementResult.to_dict())."""
-    row = {"key": trial.key, "spec": trial.spec, "run_name": trial.run_name, "group": trial.group,
-           "kind": trial.kind, "index": trial.index, "source": trial.source, "num_classes": trial.num_classes,
-           "seed": trial.seed,
-           "protocol_hash": trial.protocol_hash, "arch": trial.protocol.arch,
+    row = {**identity_row(trial), "source": trial.source, "num_classes": trial.num_classes,
+           "arch": trial.protocol.arch,
            "arch2": trial.protocol.archs[1], "width": trial.protocol.width,
            "protocol": json.dumps(to_plain(trial.protocol), sort_keys=True), "task": result["task"]}
     row.update({k: result[k] for k in ("agreement", "balance", "epochs", "wall_s", "images_per_s")})
@@ -91,9 +95,8 @@ class AgreementAdapter:
 
 def stopped_row(trial: TrialSpec, result: dict) -> dict:
     """The record row of a trial a top-k search stopped: its agreement after its last epoch."""
-    return {"key": trial.key, "spec": trial.spec, "run_name": trial.run_name, "group": trial.group,
-            "kind": trial.kind, "index": trial.index, "seed": trial.seed, "protocol_hash": trial.protocol_hash,
-            "agreement": result["eval/agreement"], "epochs": int(result["epoch"]), "stopped": True}
+    return {**identity_row(trial), "agreement": result["eval/agreement"], "epochs": int(result["epoch"]),
+            "stopped": True}
 
 
 def task_input(t: TrialSpec, labels_digest: str) -> TaskInput:
