@@ -19,18 +19,22 @@ MAX_TRIALS = 100_000  # a spec above this is more often a typo than a plan: --ma
 
 
 def load_any(path, overrides):
-    """An agreement spec, a discovery spec (with a `discovery:` section) or a split spec (`splits:`)."""
+    """An agreement spec, a pretraining spec (`pretrain:`), a discovery spec (`discovery:`), a random-network
+    spec (`randnet:`) or a split spec (`splits:`)."""
     from orchestrator.specs.discovery import is_discovery, load_discovery_spec
     from orchestrator.specs.agreement import load_spec
     from orchestrator.specs.io import read_yaml
+    from orchestrator.specs.pretrain import is_pretrain, load_pretrain_spec
     from orchestrator.specs.randnet import is_randnet, load_randnet_spec
     from orchestrator.specs.splits import is_split, load_split_spec
     data = read_yaml(path)
     if is_cluster(data):
         raise SpecError(f"{path} is a Ray cluster config, not a spec: start it with `ray up {path}`, "
                         f"check it with `taskdisc validate {path}`")
-    loader = (load_discovery_spec if is_discovery(data) else load_randnet_spec if is_randnet(data)
-              else load_split_spec if is_split(data) else load_spec)
+    # A pretraining spec may hold a discovery section, and a discovery spec a splits section: most specific first.
+    kinds = ((is_pretrain, load_pretrain_spec), (is_discovery, load_discovery_spec), (is_randnet, load_randnet_spec),
+             (is_split, load_split_spec))
+    loader = next((load for is_kind, load in kinds if is_kind(data)), load_spec)
     return loader(path, overrides)
 
 
@@ -65,7 +69,6 @@ def is_cluster(data: dict) -> bool:
 
 
 def _sweep(args) -> int:
-    from orchestrator.specs.discovery import DiscoverySpec
     path = Path(args.resume) / "spec.yaml" if args.resume else args.spec
     if path is None:
         raise SpecError("sweep needs a spec file, or --resume SWEEP_DIR")
@@ -73,23 +76,17 @@ def _sweep(args) -> int:
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         # Ray reads this when imported: a machine-local Ray then binds to loopback only.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    from orchestrator.launch import run_any, run_discovery, run_randnet
-    from orchestrator.specs.randnet import RandomNetSpec
-    if isinstance(spec, (DiscoverySpec, RandomNetSpec)):
-        discovery = isinstance(spec, DiscoverySpec)
-        found, sweeps = (run_discovery if discovery else run_randnet)(spec, address=args.address, origin=str(path))
-        what, where = ("encoders trained; task tables", "discovered") if discovery else ("images scored; splits", "randnet")
-        print(f"{len(found)}/{spec.trial_count()} {what} under {spec.sweep_dir / where}")
-        if len(found) < spec.trial_count():
-            return 1
-    else:
-        sweeps = [(spec, run_any(spec, address=args.address, origin=str(path)))]
+    from orchestrator.launch import KINDS, run_tree
     complete = True
-    for sweep, rows in sweeps:
-        print(summary(rows) + fidelity_report(Path(sweep.sweep_dir)))
-        if rows:
-            print(f"results: {sweep.sweep_dir}; MLflow: {sweep.tracking.uri} "
-                  f"(experiment {sweep.experiment!r}; `taskdisc ui` prints its address)")
+    for sweep, rows in run_tree(spec, address=args.address, origin=str(path)):
+        made = KINDS[type(sweep)].made
+        if made:  # trials that export files for the follow-ups: say what they made and where
+            print(f"{len(rows)}/{sweep.trial_count()} {made.format(dir=sweep.sweep_dir)}")
+        else:
+            print(summary(rows) + fidelity_report(Path(sweep.sweep_dir)))
+            if rows:
+                print(f"results: {sweep.sweep_dir}; MLflow: {sweep.tracking.uri} "
+                      f"(experiment {sweep.experiment!r}; `taskdisc ui` prints its address)")
         complete = complete and len(rows) == sweep.trial_count()
     return 0 if complete else 1
 
@@ -164,11 +161,19 @@ def _check(file, args) -> str:
         validate_cluster(file)
         return "valid Ray cluster config"
     spec = prepare(file, args.set, args.max_trials)
-    then = ""
-    if hasattr(spec, "follow_ups"):  # trials that export tasks or splits, then sweeps over them
-        then = ", then " + (" and ".join(f"the {k} sweep" for k in ("score", "splits")
-                                         if getattr(spec, k, None) is not None) or "nothing more")
+    then = f", then {follow_ups(spec)}" if hasattr(spec, "follow_ups") else ""
     return f"valid spec {spec.name!r}: {plural(spec.trial_count(), 'trial')}{then}"
+
+
+# What a spec kind with exports runs on them, by the spec's field that asks for it.
+FOLLOW_UPS = (("discover", "discovery on each backbone"), ("score", "the score sweep"), ("splits", "the splits sweep"))
+
+
+def follow_ups(spec) -> str:
+    """The sweeps that follow `spec`'s trials, e.g. 'discovery on each backbone, then the score sweep'."""
+    names = [label for field, label in FOLLOW_UPS if getattr(spec, field, None) is not None]
+    nested = getattr(spec, "discover", None)
+    return (" and ".join(names) or "nothing more") + (f", then {follow_ups(nested)}" if nested is not None else "")
 
 
 def plural(n: int, noun: str) -> str:
@@ -221,7 +226,9 @@ def _fields(args) -> int:
     from trainables.discovery import DiscoveryConfig
     from trainables.protocol import PRESETS, Protocol
     from trainables.splits import RandomNetConfig
+    from trainables.ssl import SimCLRConfig
     from orchestrator.specs.discovery import DiscoverySpec, ScoreSpec
+    from orchestrator.specs.pretrain import PretrainSpec
     from orchestrator.specs.randnet import RandomNetSpec
     from orchestrator.specs.agreement import DatasetSpec, Resources, SweepSpec, TaskSet, Tracking
     from orchestrator.specs.fidelity import Fidelity
@@ -232,7 +239,7 @@ def _fields(args) -> int:
                 "discovery spec": DiscoverySpec,
                 "discovery": DiscoveryConfig, "score": ScoreSpec, "split spec": SplitSweepSpec,
                 "splits": SplitPlan, "follow-up splits": SplitFollowUp, "randnet spec": RandomNetSpec,
-                "randnet": RandomNetConfig}
+                "randnet": RandomNetConfig, "pretrain spec": PretrainSpec, "pretrain": SimCLRConfig}
     for title, cls in sections.items():
         if args.section in (None, title):
             print(f"{title}:")

@@ -1,36 +1,61 @@
 """Run a sweep end to end: check its inputs, skip what the record holds, fit the rest under Tune,
 publish results.
 
-Agreement sweeps score tasks and split sweeps train on splits; discovery and random-network sweeps
-export tasks and splits and, when their spec says so, run follow-up agreement or split sweeps on them.
+Agreement sweeps score tasks and split sweeps train on splits; pretraining, discovery and random-network
+sweeps export backbones, tasks and splits and, when their spec says so, run follow-up sweeps on them.
 Every sweep's inputs are checked (`spec.preflight`) before its folder is touched or Ray starts, and
 its folder is held by one driver at a time.
 """
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
-from orchestrator.specs.discovery import DiscoverySpec, discovery_spec_data, plain_discovery_spec
-from orchestrator.specs.randnet import RandomNetSpec, plain_randnet_spec, randnet_spec_data
+import yaml
+
+from orchestrator.specs.discovery import DiscoverySpec, discovery_spec_data
+from orchestrator.specs.pretrain import PretrainSpec, pretrain_spec_data
+from orchestrator.specs.randnet import RandomNetSpec, randnet_spec_data
 from orchestrator.tracking.record import Record
 from orchestrator.results.agreement import finish_exports, finish_sweep
-from orchestrator.specs.agreement import SweepSpec, plain_spec, spec_data
+from orchestrator.specs.agreement import SweepSpec, spec_data
 from orchestrator.results.splits import finish_splits
-from orchestrator.specs.splits import SplitSweepSpec, plain_split_spec, split_spec_data
+from orchestrator.specs.splits import SplitSweepSpec, split_spec_data
 from orchestrator.specs.io import flatten
 from orchestrator.tracking.sweep_lock import sweep_lock
 from orchestrator.tracking.sweep_log import SweepLog
 
 
-# The resolved spec in the YAML shape its loader reads, per spec kind: saved with the results and
-# logged as the parent run's params (whose digest names the parent run).
-SPEC_DATA = {SweepSpec: spec_data, SplitSweepSpec: split_spec_data, DiscoverySpec: discovery_spec_data,
-             RandomNetSpec: randnet_spec_data}
+@dataclass(frozen=True)
+class Kind:
+    """How a spec kind runs: its trial adapter, its resolved spec (the YAML its loader reads: saved
+    with the results, logged as the parent run's params), what ends its sweep, and for kinds whose
+    trials export files (follow-ups read them), how to say what they made."""
+    adapter: str
+    data: Callable[[Any], dict]
+    finish: Callable
+    made: str | None = None  # e.g. "encoders trained; task tables under {dir}/discovered"
+
+
+def _exports(kind: str) -> Callable:
+    return functools.partial(finish_exports, kind=kind)
+
+
+KINDS: dict[type, Kind] = {
+    SweepSpec: Kind("agreement", spec_data, finish_sweep),
+    SplitSweepSpec: Kind("split", split_spec_data, finish_splits),
+    DiscoverySpec: Kind("discovery", discovery_spec_data, _exports("discovery"),
+                        "encoders trained; task tables under {dir}/discovered"),
+    RandomNetSpec: Kind("randnet", randnet_spec_data, _exports("randnet"), "images scored; splits under {dir}/randnet"),
+    PretrainSpec: Kind("pretrain", pretrain_spec_data, _exports("pretrain"),
+                       "backbones pretrained; state dicts under {dir}/pretrained"),
+}
 
 
 def spec_params(spec) -> dict:
-    return flatten(SPEC_DATA[type(spec)](spec))
+    return flatten(KINDS[type(spec)].data(spec))
 
 
 def open_sweep(spec, text: str, params: dict) -> tuple[Path, Record, SweepLog]:
@@ -43,50 +68,33 @@ def open_sweep(spec, text: str, params: dict) -> tuple[Path, Record, SweepLog]:
     return sweep_dir, Record(sweep_dir), log
 
 
+def run_tree(spec, address: str | None = None, callbacks: list | None = None, origin: str | None = None
+             ) -> list[tuple[Any, list[dict]]]:
+    """Run every trial of `spec` not yet in its record, then, once all have finished, the follow-up
+    sweeps on what they exported (`score:`, `splits:`, discovery on pretrained backbones), depth
+    first. Returns every sweep that ran with its record rows, `spec` first. `origin` (the spec's
+    file) starts the line of an input error."""
+    kind = KINDS[type(spec)]
+    data = kind.data(spec)
+    rows = _run(kind.adapter, spec, yaml.safe_dump(data, sort_keys=False), data, kind.finish, address, callbacks,
+                origin)
+    out = [(spec, rows)]
+    if kind.made and len(rows) == spec.trial_count():
+        for follow in spec.follow_ups(rows):
+            out += run_tree(follow, address, callbacks)
+    return out
+
+
 def run_sweep(spec: SweepSpec, address: str | None = None, callbacks: list | None = None,
               origin: str | None = None) -> list[dict]:
-    """Run every trial of `spec` not yet in its record; returns the record rows of this spec.
-    `origin` (the spec's file) starts the line of an input error."""
-    return _run("agreement", spec, plain_spec(spec), spec_data(spec), finish_sweep, address, callbacks, origin)
+    """Run every trial of an agreement sweep not yet in its record; returns the record rows of this spec."""
+    return run_tree(spec, address, callbacks, origin)[0][1]
 
 
 def run_splits(spec: SplitSweepSpec, address: str | None = None, callbacks: list | None = None,
                origin: str | None = None) -> list[dict]:
     """Train on every split of `spec` not yet recorded; returns the record rows of this spec."""
-    return _run("split", spec, plain_split_spec(spec), split_spec_data(spec), finish_splits, address, callbacks,
-                origin)
-
-
-def run_discovery(spec: DiscoverySpec, address: str | None = None, callbacks: list | None = None,
-                  origin: str | None = None) -> tuple[list[dict], list[tuple]]:
-    """Run the discovery trials not yet recorded, then the follow-up sweeps on what they found
-    (`score:`, `splits:`); returns (discovery rows, [(follow-up spec, its rows), ...])."""
-    return _run_then("discovery", spec, plain_discovery_spec(spec), discovery_spec_data(spec), address, callbacks,
-                     origin)
-
-
-def run_randnet(spec: RandomNetSpec, address: str | None = None, callbacks: list | None = None,
-                origin: str | None = None) -> tuple[list[dict], list[tuple]]:
-    """Score the images with each random network not yet recorded and export its split, then train
-    on the splits (`splits:`); returns (randnet rows, [(follow-up spec, its rows), ...])."""
-    return _run_then("randnet", spec, plain_randnet_spec(spec), randnet_spec_data(spec), address, callbacks,
-                     origin)
-
-
-def _run_then(adapter: str, spec, text: str, data: dict, address, callbacks, origin
-              ) -> tuple[list[dict], list[tuple]]:
-    """Trials that export files (one row each, written to `<name>.parquet`), then `spec.follow_ups`."""
-    rows = _run(adapter, spec, text, data, functools.partial(finish_exports, kind=adapter), address, callbacks,
-                origin)
-    if len(rows) < spec.trial_count():
-        return rows, []
-    return rows, [(follow, run_any(follow, address, callbacks)) for follow in spec.follow_ups(rows)]
-
-
-def run_any(spec, address: str | None = None, callbacks: list | None = None, origin: str | None = None
-            ) -> list[dict]:
-    """Run an agreement or split sweep (the kinds whose result is one row per trial)."""
-    return (run_splits if isinstance(spec, SplitSweepSpec) else run_sweep)(spec, address, callbacks, origin)
+    return run_tree(spec, address, callbacks, origin)[0][1]
 
 
 def _run(adapter: str, spec, text: str, data: dict, finish, address, callbacks, origin) -> list[dict]:

@@ -81,10 +81,11 @@ def _interval(e: Estimate) -> str:
 
 
 def summarize_exports(rows: list[dict]) -> str:
-    """One line per trial that exported files (an encoder, a random-network split): name, time, folder."""
+    """One line per trial that exported files (an encoder, a random-network split, a backbone): name, time,
+    folder."""
     lines = []
     for r in sorted(rows, key=lambda r: r["run_name"]):
-        folder = Path(next(v for k, v in r.items() if k in ("table", "split"))).parent
+        folder = Path(next(v for k, v in r.items() if k in ("table", "split", "backbone"))).parent
         sizes = f"  train {r['train_size']} / test {r['test_size']}" if "train_size" in r else ""
         lines.append(f"{r['run_name']:<48} {r['wall_s']:>8.1f}s{sizes}  -> {folder}")
     return "\n".join(lines)

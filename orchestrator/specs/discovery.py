@@ -8,14 +8,16 @@ discover-then-score is one spec and one command.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from trainables.config import param
+from trainables.config import ConfigError, param
 from trainables.data import HOLDOUT_RULE
-from trainables.discovery import DiscoveryConfig
+from trainables.discovery import DiscoveryConfig, build_encoder
+from trainables.discovery.backbone import load_backbone, read_backbone
+from trainables.tasks import file_version
 
 from orchestrator.specs.agreement import (DatasetSpec, SweepBase, SweepSpec, TaskSet, task_sets, checked_data,
                                           resolve_paths, task_sets_data)
@@ -25,6 +27,7 @@ from orchestrator.specs.splits import SplitFollowUp, SplitSweepSpec, follow_up_d
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
 TABLE, UNTRAINED, CSV, ENCODER = "tasks.parquet", "untrained.parquet", "discovered.csv", "encoder.pt"
+CLOSENESS = "closest_real.csv"  # each task's nearest human (real) task, trained and untrained
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,16 @@ class DiscoverySpec(SweepBase):
                       for r in sorted(rows, key=lambda r: r["run_name"]))
         return follow.sweep(self, f"{self.name}-splits", dataclasses.replace(follow.plan, rules=rules))
 
+    def preflight(self, origin: str):
+        """The base checks, then every backbone checkpoint against the encoder it is to fill."""
+        dataset = super().preflight(origin)
+        for c in {c.backbone_ckpt: c for c in self.configs if c.backbone_ckpt}.values():
+            try:
+                load_backbone(build_encoder(c, dataset.image_shape), c.backbone_ckpt)
+            except ConfigError as e:
+                raise SpecError(f"{origin}: discovery.{e}") from None
+        return dataset
+
     def follow_ups(self, rows: list[dict]) -> list:
         """The sweeps that run on what the encoders found: scoring, then splits."""
         return ([self.score_spec(rows)] if self.score else []) + ([self.split_spec(rows)] if self.splits else [])
@@ -96,6 +109,9 @@ class DiscoveryTrialSpec:
     def key(self) -> str:
         # The AS holdout rule decides which images discovery may train on.
         data = {"config": to_plain(self.config), "dataset": self.data_id, "holdout_rule": HOLDOUT_RULE}
+        if self.config.backbone_ckpt:  # the weights, not the path: a retrained backbone is another trial
+            path = self.config.backbone_ckpt
+            data["backbone"] = file_digest(path, file_version(Path(path)))
         return "discover__" + digest(data)
 
     @property
@@ -123,7 +139,30 @@ class DiscoveryTrialSpec:
 def _configs(raw, origin: str) -> tuple[DiscoveryConfig, ...]:
     if not isinstance(raw, dict):
         raise SpecError(f"{origin}: discovery must be a mapping of DiscoveryConfig fields to values")
-    return tuple(build(DiscoveryConfig, point, "discovery", origin) for point in grid(raw))
+    return tuple(_resolved(build(DiscoveryConfig, point, "discovery", origin), origin) for point in grid(raw))
+
+
+def _resolved(config: DiscoveryConfig, origin: str) -> DiscoveryConfig:
+    """`config` with its backbone checkpoint's path made absolute (trials run elsewhere), once the
+    file is known to be a readable state dict."""
+    if not config.backbone_ckpt:
+        return config
+    path = Path(config.backbone_ckpt).expanduser().resolve()
+    try:
+        read_backbone(path)
+    except ConfigError as e:
+        raise SpecError(f"{origin}: discovery.{e}") from None
+    return dataclasses.replace(config, backbone_ckpt=str(path))
+
+
+@functools.lru_cache(maxsize=64)
+def file_digest(path: str, version: tuple) -> str:
+    """sha256 of a file's bytes (16 hex); `version` (size, mtime) makes a rewritten file a new entry."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 def _score(raw, origin: str) -> ScoreSpec | None:
@@ -170,9 +209,6 @@ def discovery_spec_data(spec: DiscoverySpec) -> dict:
         data["splits"] = follow_up_data(spec.splits)
     return data
 
-
-def plain_discovery_spec(spec: DiscoverySpec) -> str:
-    return yaml.safe_dump(discovery_spec_data(spec), sort_keys=False)
 
 
 def is_discovery(data: dict) -> bool:

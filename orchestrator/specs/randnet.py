@@ -12,8 +12,6 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from trainables.config import param
 from trainables.data import is_image_tree
 from trainables.splits import RandomNetConfig
@@ -111,9 +109,6 @@ def randnet_spec_data(spec: RandomNetSpec) -> dict:
         data["splits"] = {k: v for k, v in follow_up_data(spec.splits).items() if k not in ("targets", "rules")}
     return data
 
-
-def plain_randnet_spec(spec: RandomNetSpec) -> str:
-    return yaml.safe_dump(randnet_spec_data(spec), sort_keys=False)
 
 
 def is_randnet(data: dict) -> bool:

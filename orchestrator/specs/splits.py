@@ -12,8 +12,6 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from trainables.config import param
 from trainables.protocol import Protocol
 from trainables.splits.training import LABELS
@@ -276,9 +274,6 @@ def split_spec_data(spec: SplitSweepSpec) -> dict:
                                 for ts in plan.rules} or None}
     return data
 
-
-def plain_split_spec(spec: SplitSweepSpec) -> str:
-    return yaml.safe_dump(split_spec_data(spec), sort_keys=False)
 
 
 def is_split(data: dict) -> bool:

@@ -8,20 +8,24 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from trainables.discovery import DiscoveryRun, save_encoder, table_of_test_images, write_table
+from trainables.discovery.stats import closest_real_tasks
 from trainables.order import image_order
 
 from orchestrator.trials.actor_data import actor_images
-from orchestrator.specs.discovery import CSV, ENCODER, TABLE, UNTRAINED, DiscoveryTrialSpec
+from orchestrator.specs.discovery import CLOSENESS, CSV, ENCODER, TABLE, UNTRAINED, DiscoveryTrialSpec
 from orchestrator.specs.io import to_plain
 from orchestrator.trials.api import Completed, RunnerBase, TrialInfo, write_exports
 
 
 class DiscoveryRunner(RunnerBase):
-    def __init__(self, trial: DiscoveryTrialSpec, device: str, cache: dict):
+    def __init__(self, trial: DiscoveryTrialSpec, device: str, cache: dict, backbone: str | None = None):
         self.dataset, self.train, self.test = actor_images(cache, trial.dataset, device)
-        self.trial = trial
-        self.run = DiscoveryRun(self.train, self.test, trial.config)
+        self.trial, self.backbone = trial, backbone
+        self.run = DiscoveryRun(self.train, self.test, trial.config, backbone)
         self.device = self.train.device
         self.last: dict = {}
 
@@ -37,7 +41,7 @@ class DiscoveryRunner(RunnerBase):
     def outcome(self) -> dict:
         """Export the tasks of the trained encoder and of the same encoder before training."""
         train, test = self.run.labels()  # calibrates the encoder's BatchNorm first
-        before_train, before_test = DiscoveryRun(self.train, self.test, self.trial.config).labels()
+        before_train, before_test = DiscoveryRun(self.train, self.test, self.trial.config, self.backbone).labels()
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             train_order, test_order = image_order(self.dataset.train_x), image_order(self.dataset.test_x)
@@ -46,18 +50,35 @@ class DiscoveryRunner(RunnerBase):
             for labels, name in ((test, TABLE), (before_test, UNTRAINED)):
                 write_table(labels.cpu(), table_of_test_images(out / name), test_order)
             save_encoder(self.run.encoder, self.trial.config, out / ENCODER)
+            final = {k: v for k, v in self.last.items() if k.startswith(("discovery/", "eval/"))}
+            final.update(write_closeness(train, before_train, self.dataset.train_y, out / CLOSENESS))
             files = {p.name: p.read_bytes() for p in out.iterdir()}
-        final = {k: v for k, v in self.last.items() if k.startswith(("discovery/", "eval/"))}
         return {"files": files, "steps": self.run.steps, "final": final, "wall_s": self.run.wall_s,
                 "n_tasks": int(train.shape[1])}
 
 
+def write_closeness(trained: torch.Tensor, untrained: torch.Tensor, train_y: torch.Tensor, path: Path) -> dict:
+    """Each task's closest real task and their label agreement, trained and untrained, as a CSV at `path`;
+    returns the means as metrics (nothing for datasets without real tasks)."""
+    found = [closest_real_tasks(labels, train_y) for labels in (trained, untrained)]
+    if found[0] is None:
+        return {}
+    (index, agreement), (index0, agreement0) = found
+    rows = np.column_stack([np.arange(len(index)), index, agreement, index0, agreement0])
+    np.savetxt(path, rows, fmt=["%d", "%d", "%.4f", "%d", "%.4f"], delimiter=",", comments="",
+               header="task,closest_real,agreement,untrained_closest_real,untrained_agreement")
+    return {"discovery/closest_real_agreement": float(agreement.mean()),
+            "discovery/untrained_closest_real_agreement": float(agreement0.mean())}
+
+
 class DiscoveryAdapter:
     def inputs(self, trial: dict) -> list[str]:
-        return []
+        backbone = trial["config"].get("backbone_ckpt")
+        return [backbone] if backbone else []
 
     def start(self, trial: dict, device: str, cache: dict, files: dict[str, str]) -> DiscoveryRunner:
-        return DiscoveryRunner(DiscoveryTrialSpec.from_config(trial), device, cache)
+        backbone = trial["config"].get("backbone_ckpt")
+        return DiscoveryRunner(DiscoveryTrialSpec.from_config(trial), device, cache, files[backbone] if backbone else None)
 
     def describe(self, trial: dict) -> TrialInfo:
         t = DiscoveryTrialSpec.from_config(trial)

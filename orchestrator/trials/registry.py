@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from orchestrator.trials.agreement import AgreementAdapter
 from orchestrator.trials.discovery import DiscoveryAdapter
+from orchestrator.trials.pretrain import PretrainAdapter
 from orchestrator.trials.randnet import RandnetAdapter
 from orchestrator.trials.splits import SplitAdapter
 from orchestrator.trials.api import Adapter
@@ -12,4 +13,5 @@ ADAPTERS: dict[str, Adapter] = {
     "discovery": DiscoveryAdapter(),
     "split": SplitAdapter(),
     "randnet": RandnetAdapter(),
+    "pretrain": PretrainAdapter(),
 }

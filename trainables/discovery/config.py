@@ -11,6 +11,7 @@ DATA_MODES = ("split", "shared")
 CHECKPOINTING = ("auto", "on", "off")
 # fp64 exists for gradient checks (finite differences need it); bf16 autocasts the forward passes.
 PRECISIONS = ("fp32", "bf16", "fp64")
+BACKBONE_INPUTS = ("dataset", "unit")
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,15 @@ class DiscoveryConfig:
     pair_arch: str | None = param(None, "architecture of the two unrolled networks whose agreement is "
                                         "optimised; null = same as arch", choices=tuple(MODELS))
     pair_width: float | None = param(None, "width factor of the unrolled networks; null = same as width", gt=0, le=16)
+    backbone_ckpt: str | None = param(None, "plain state dict (.pt) of the encoder's backbone, e.g. a SimCLR "
+                                            "pretraining's backbone.pt (head keys ignored); null = random init")
+    freeze_backbone: bool = param(False, "keep the backbone fixed (eval-mode BatchNorm, no gradients, no backward "
+                                         "through it): only the projection to h_dim learns (the authors' "
+                                         "SSL-regulated discovery)")
+    backbone_input: str = param("dataset", "what the backbone sees: dataset = images normalised by the dataset's "
+                                           "channel mean and std (as the pair); unit = pixels in [0, 1], as "
+                                           "backbones pretrained without normalisation (SimCLR here, the "
+                                           "authors' SSL encoders)", choices=BACKBONE_INPUTS)
     h_dim: int = param(32, "task-embedding dimension (encoder output), units", ge=1)
     n_linear_tasks: int = param(32, "number of fixed hyperplanes = discovered tasks, <= h_dim", ge=1)
     task_temp: float = param(5.0, "temperature multiplying w.e(x) in the soft labels", gt=0)

@@ -30,26 +30,61 @@ def orthogonal_hyperplanes(h_dim: int, n: int, seed: int) -> torch.Tensor:
 
 
 class TaskEncoder(nn.Module):
-    """Backbone features -> Linear(feature_dim, h_dim, bias=False) -> BatchNorm1d (bias fixed 0)."""
+    """Backbone features -> Linear(feature_dim, h_dim, bias=False) -> BatchNorm1d (bias fixed 0).
+
+    A frozen backbone (SSL-regulated discovery) stays in eval mode with its weights out of every
+    gradient; `backbone_input="unit"` turns the normalised batches every caller passes back into
+    pixels in [0, 1] first (the statistics are buffers, set by `set_pixel_stats`)."""
 
     def __init__(self, arch: str, width: float, h_dim: int, n_linear_tasks: int,
-                 image_shape: tuple[int, int, int], hyperplane_seed: int = 0):
+                 image_shape: tuple[int, int, int], hyperplane_seed: int = 0, freeze_backbone: bool = False,
+                 backbone_input: str = "dataset"):
         super().__init__()
         self.arch, self.width, self.h_dim, self.image_shape = arch, width, h_dim, tuple(image_shape)
+        self.freeze_backbone = freeze_backbone
         self.backbone = build_model(arch, 1, width, image_shape)
         self.backbone.head = nn.Identity()  # only .features is used; keep no untrained weights around
+        self.backbone.requires_grad_(not freeze_backbone)
         self.proj = nn.Linear(self.backbone.feature_dim, h_dim, bias=False)
         self.bn = nn.BatchNorm1d(h_dim)
         self.bn.bias.requires_grad_(False)  # stays 0: the paper's encoder has no learnt offset
         self.register_buffer("hyperplanes", orthogonal_hyperplanes(h_dim, n_linear_tasks, hyperplane_seed)
                              .to(torch.get_default_dtype()))
+        if backbone_input == "unit":
+            c = image_shape[0]
+            self.register_buffer("pixel_shift", torch.zeros(1, c, 1, 1))
+            self.register_buffer("pixel_scale", torch.ones(1, c, 1, 1))
+
+    def set_pixel_stats(self, images: DeviceImages) -> None:
+        """Undo `images`' normalisation before the backbone: x_unit = (x - shift) / (255 scale)."""
+        if hasattr(self, "pixel_shift"):
+            self.pixel_shift.copy_(images.shift.reshape(self.pixel_shift.shape))
+            self.pixel_scale.copy_((1 / (255 * images.scale)).reshape(self.pixel_scale.shape))
+
+    def train(self, mode: bool = True) -> "TaskEncoder":
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()  # its BatchNorm keeps the pretrained statistics
+        return self
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "pixel_shift"):
+            x = (x - self.pixel_shift) * self.pixel_scale
+        return self.backbone.features(x)
+
+    def norms(self) -> list[nn.Module]:
+        """The BatchNorm layers whose statistics follow the weights (a frozen backbone's do not)."""
+        skip = set(map(id, self.backbone.modules())) if self.freeze_backbone else set()
+        return [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in skip]
 
     @property
     def n_tasks(self) -> int:
         return len(self.hyperplanes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.proj(self.backbone.features(x)))
+    def forward(self, x: torch.Tensor, from_features: bool = False) -> torch.Tensor:
+        """e(x); `from_features`: x already holds the backbone's features (a frozen backbone's are
+        computed once per batch, outside the unrolled graph)."""
+        return self.bn(self.proj(x if from_features else self.features(x)))
 
     def trainable(self) -> dict[str, torch.Tensor]:
         """The parameters discovery trains (all but the fixed BatchNorm bias), by name."""
@@ -65,10 +100,11 @@ def build_encoder(config, image_shape: tuple[int, int, int]) -> TaskEncoder:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.encoder_seed)
         return TaskEncoder(config.arch, config.width, config.h_dim, config.n_linear_tasks,
-                           tuple(image_shape), config.hyperplane_seed)
+                           tuple(image_shape), config.hyperplane_seed, config.freeze_backbone, config.backbone_input)
 
 
-def embed(encoder: TaskEncoder, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def embed(encoder: TaskEncoder, params: dict[str, torch.Tensor], x: torch.Tensor,
+          from_features: bool = False) -> torch.Tensor:
     """e(x) with the given trainable parameters, batch-statistics BatchNorm and no side effects
     (BatchNorm updates land on throwaway copies of the buffers)."""
     state = {n: b.clone() for n, b in encoder.named_buffers()}
@@ -77,7 +113,7 @@ def embed(encoder: TaskEncoder, params: dict[str, torch.Tensor], x: torch.Tensor
     was_training = encoder.training
     encoder.train()
     try:
-        return functional_call(encoder, state, (x,))
+        return functional_call(encoder, state, (x,), {"from_features": from_features})
     finally:
         encoder.train(was_training)
 
@@ -101,9 +137,9 @@ def hard_labels(e: torch.Tensor, hyperplanes: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def calibrate_bn(encoder: TaskEncoder, images: DeviceImages, idx: torch.Tensor, batch_size: int = 512,
                  dtype: torch.dtype = torch.float32) -> None:
-    """Set every BatchNorm's running statistics to the average batch statistics over images
-    `idx` (fixed order, so the result is a function of the weights), then leave eval mode."""
-    bns = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    """Set the running statistics of every BatchNorm that follows the weights (`encoder.norms()`) to
+    the average batch statistics over images `idx` (fixed order, so the result is a function of the weights), then leave eval mode."""
+    bns = encoder.norms()
     momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()

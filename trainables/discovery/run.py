@@ -19,6 +19,7 @@ import torch
 from ..agreement import device_images
 from ..cpu_memory import retain_freed_memory
 from ..data import DeviceImages, ImageDataset, Split, make_split
+from .backbone import load_backbone
 from .config import DiscoveryConfig
 from .encoder import TaskEncoder, build_encoder, calibrate_bn, embed, encoder_labels, hard_labels
 from .quickeval import quick_agreement
@@ -60,13 +61,19 @@ def draw_step(step: int, config: DiscoveryConfig, split: Split) -> tuple[int, li
 class DiscoveryRun:
     """One encoder trained by meta-steps under `config`, on the images of `train_images`."""
 
-    def __init__(self, train_images: DeviceImages, test_images: DeviceImages, config: DiscoveryConfig):
+    def __init__(self, train_images: DeviceImages, test_images: DeviceImages, config: DiscoveryConfig,
+                 backbone: str | None = None):
+        """`backbone`: where to read config.backbone_ckpt's weights (a worker's copy of the file);
+        defaults to config.backbone_ckpt itself."""
         self.train_images, self.test_images, self.config = train_images, test_images, config
         self.device, self.dtype = train_images.device, DTYPES[config.precision]
         retain_freed_memory(self.device)
         shape = tuple(train_images.images.shape[1:])
         self.split = discovery_split(len(train_images), len(test_images), config)
-        self.encoder: TaskEncoder = build_encoder(config, shape).to(self.device, self.dtype)
+        self.encoder: TaskEncoder = build_encoder(config, shape)
+        if config.backbone_ckpt:
+            load_backbone(self.encoder, backbone or config.backbone_ckpt)
+        self.encoder.to(self.device, self.dtype).set_pixel_stats(train_images)
         self.pair = InnerPair(config.inner_arch, config.inner_width, shape, config.pair_seed, self.device,
                               self.dtype)
         self.optimizer = torch.optim.Adam(list(self.encoder.trainable().values()), lr=config.outer_lr,

@@ -22,6 +22,7 @@ recomputation. The agreement batch is therefore also normalised with its own sta
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -96,11 +97,19 @@ def sgd_step(pair: InnerPair, lr: float, precision: str, x0: torch.Tensor, y0: t
 
 
 def encode(encoder: TaskEncoder, names: tuple[str, ...], precision: str, x: torch.Tensor,
-           *values: torch.Tensor) -> torch.Tensor:
+           *values: torch.Tensor, from_features: bool = False) -> torch.Tensor:
     """e(x) under the explicit encoder parameters `values` (named by `names`), in the input dtype."""
     with autocast(precision, x.device):
-        e = embed(encoder, dict(zip(names, values)), x)
+        e = embed(encoder, dict(zip(names, values)), x, from_features)
     return e.to(x.dtype)
+
+
+@torch.no_grad()
+def frozen_features(encoder: TaskEncoder, precision: str, x: torch.Tensor) -> torch.Tensor:
+    """A frozen backbone's features of `x`, once, outside the graph: the unrolled loop and its
+    checkpoint recomputations then only run the projection."""
+    with autocast(precision, x.device):
+        return encoder.features(x).to(x.dtype)
 
 
 @dataclass(frozen=True)
@@ -133,8 +142,10 @@ def meta_objective(encoder: TaskEncoder, params: dict[str, torch.Tensor], pair: 
     names, values = tuple(params), tuple(params.values())
     w = encoder.hyperplanes[task]
     theta, uniformity = pair.init, []
+    frozen = encoder.freeze_backbone
     for x in batch.inner:
-        e = run(encode, encoder, names, config.precision, x, *values)
+        inputs = frozen_features(encoder, config.precision, x) if frozen else x
+        e = run(functools.partial(encode, from_features=frozen), encoder, names, config.precision, inputs, *values)
         uniformity.append(uniformity_loss(e, config.uniformity_t))
         y = soft_labels(e, w, config.task_temp)
         if config.data_mode == "split":
