@@ -45,6 +45,8 @@ def test_reads_the_original_layout_in_wnids_order(form, size, tmp_path, cache):
     assert ds.train_x[:, 0, 0, 0].tolist() == [10 * c + k for c in range(4) for k in range(3)]
     assert ds.test_y.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert ds.test_x[:, 0, 0, 0].tolist() == [100 + 10 * c + k for c in range(4) for k in range(2)]
+    x = ds.train_x.float().div(255)  # statistics measured on train, as for any dataset without published ones
+    assert ds.mean == pytest.approx(x.mean((0, 2, 3)).tolist()) and ds.std == pytest.approx(x.std((0, 2, 3)).tolist())
     assert len(list(cache.iterdir())) == 1  # decoded once into one entry
     again = load_dataset("tiny-imagenet", str(root), image_size=size)
     assert torch.equal(again.train_x, ds.train_x) and len(list(cache.iterdir())) == 1
@@ -139,6 +141,12 @@ BAD = [
      "line 1 names 'n77', which is not in wnids.txt"),
     ("train class not in wnids.txt", lambda d: write_folder(d / "t", {**members(), "train/n99/images/x.JPEG": png(1, 64)}),
      {}, "train/n99/ is not a class of wnids.txt"),
+    ("wnids.txt with a repeat", lambda d: write_folder(d / "t", {**members(), "wnids.txt": b"n03\nn01\nn04\nn02\nn01\n"}),
+     {}, "wnids.txt must list distinct class ids"),
+    ("a class without training images", lambda d: write_zip(d / "t.zip", {**members(), "wnids.txt": b"n03\nn01\nn04\nn02\nn05\n"}),
+     {}, "no training images of 1 wnids.txt classes (first: train/n05/images/)"),
+    ("annotated image missing", lambda d: write_folder(d / "t", _without(members(), "val/images/val_3_1.JPEG")), {},
+     "val/val_annotations.txt lists 1 images val/images/ lacks (first: val_3_1.JPEG)"),
     ("image of another size", lambda d: write_tar(d / "t.tar.gz", {**members(), "train/n02/images/n02_1.JPEG": png(1, 32)}),
      {}, "train/n02/images/n02_1.JPEG is 32x32, the other images 64x64"),
     ("undecodable image", lambda d: write_zip(d / "t.zip", {**members(), "val/images/val_1_1.JPEG": b"not a jpeg"}), {},

@@ -178,8 +178,7 @@ def load_tiny_imagenet(root: str | None = None, download: bool = False, image_si
     image_size (null = 32, the authors'); never downloaded. Statistics measured on train."""
     size = image_size or DEFAULT_IMAGE_SIZE
     arrays = cached(tiny_imagenet_source(root), f"tiny-imagenet-{size}px", lambda p: read_tiny_imagenet(p, size))
-    x = torch.from_numpy(arrays.train_x)
-    return _from_arrays("tiny-imagenet", arrays, *channel_stats(x))
+    return _from_arrays("tiny-imagenet", arrays, *channel_stats(torch.from_numpy(arrays.train_x)))
 
 
 DATASETS: dict[str, Callable[..., ImageDataset]] = {
