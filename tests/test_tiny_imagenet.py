@@ -85,7 +85,7 @@ def test_the_root_from_the_environment_or_the_cache(tmp_path, cache, monkeypatch
     assert load_dataset("tiny-imagenet").classes == ("n9", "n8")
 
 
-def test_the_authors_class_sets_on_200_classes(tmp_path):
+def test_the_authors_class_sets_on_200_classes(tmp_path, one_thread):
     """The authors' .npy rows (100 of 200 class ids) label a 200-class set half and half, train and test."""
     ds = load_dataset("tiny-imagenet", str(tree_of_200(tmp_path / "t.zip")), image_size=8)
     source = AUTHORS if AUTHORS.is_file() else tmp_path / "human.npy"  # the authors' file where it is at hand
