@@ -104,7 +104,10 @@ def test_cache_is_keyed_by_content(tmp_path, cache):
 
 def test_missing_dataset_names_the_path(tmp_path, cache):
     missing = tmp_path / "nowhere"
-    for name in ("cifar10", "imagefolder"):
+    assert set(data.DATASET_IDENTITIES) == set(data.DATASETS)
+    for name in data.DATASETS:  # every registered dataset, each a cheap identity check and a load
+        with pytest.raises(DatasetError, match=str(missing)):
+            data.dataset_identity(name, str(missing), download=False)
         with pytest.raises(DatasetError, match=str(missing)):
             load_dataset(name, str(missing), download=False)
 

@@ -14,6 +14,7 @@ from orchestrator.specs.indices import parse_indices
 from orchestrator.specs.io import SpecError
 from conftest import needs_cifar10
 from sweep_helpers import REPO
+from tiny_imagenet_fixtures import tree_of_200
 from trainables.protocol import Protocol
 
 SPECS = sorted((REPO / "specs").glob("*.yaml"))
@@ -22,6 +23,7 @@ SPECS = sorted((REPO / "specs").glob("*.yaml"))
 # Shipped specs for data a user brings (ImageNet, the authors' task file): validated on stand-ins.
 USER_DATA = {"randnet-imagenet.yaml", "randnet-cifar-cpu.yaml"}
 AUTHORS_FILES = {"paper-discovered.yaml"}
+TINY_IMAGENET = {"tiny-imagenet-human.yaml"}
 
 
 def authors_discovered_csv(path, rows: int = 50_000) -> str:
@@ -42,6 +44,10 @@ def test_every_shipped_spec_validates(path, capsys, tiny_dataset_tar, tmp_path):
     if path.name in AUTHORS_FILES:
         csv = authors_discovered_csv(tmp_path / "discovered.csv")
         overrides = [a for s in ("resnet18", "mlp", "vit") for a in ("--set", f"tasks.{s}.path={csv}")]
+    if path.name in TINY_IMAGENET:  # a 200-class stand-in and class sets in the authors' (5, 100) layout
+        np.save(tmp_path / "human.npy", np.stack([np.arange(100) * 2 + i % 2 for i in range(5)]))
+        overrides = ["--set", f"dataset.root={tree_of_200(tmp_path / 't.zip')}",
+                     "--set", f"tasks.human.path={tmp_path / 'human.npy'}"]
     assert main(["validate", str(path), *overrides]) == 0
     assert "valid spec" in capsys.readouterr().out
 

@@ -16,6 +16,8 @@ import torch
 
 from .sources import (TAR_SUFFIXES, Arrays, DatasetError, cache_dir, cached, content_key, is_tarball,
                       read_image_folder, read_tarball, read_torchvision_cifar10)
+from .tiny_imagenet import (DEFAULT_IMAGE_SIZE, TINY_IMAGENET_ENV, read_tiny_imagenet, tiny_imagenet_identity,
+                            tiny_imagenet_source)
 
 CIFAR10_ENV = "TASKDISC_CIFAR10"
 # The paper's normalisation (official CIFAR-10 train statistics), as fractions of 255.
@@ -48,6 +50,26 @@ def _from_arrays(name: str, a: Arrays, mean=None, std=None) -> ImageDataset:
         std = tuple(xf.std((0, 2, 3)).tolist())
     return ImageDataset(name, x, torch.from_numpy(a.train_y), torch.from_numpy(a.test_x),
                         torch.from_numpy(a.test_y), a.classes, tuple(mean), tuple(std))
+
+
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std (fractions of 255) of uint8 images (N, C, H, W), from value histograms:
+    exact, and without a float copy of the set (TinyImageNet at 64 px would need 5 GB)."""
+    hist = torch.zeros(x.shape[1], 256, dtype=torch.float64)
+    for chunk in x.split(1024):
+        for c in range(x.shape[1]):
+            hist[c] += torch.bincount(chunk[:, c].reshape(-1), minlength=256)
+    v = torch.arange(256, dtype=torch.float64) / 255
+    n = hist.sum(1)
+    mean = (hist * v).sum(1) / n
+    var = (hist * (v - mean[:, None]) ** 2).sum(1) / (n - 1)
+    return tuple(mean.tolist()), tuple(var.sqrt().tolist())
+
+
+def _native_size(name: str, image_size: int | None) -> None:
+    if image_size is not None:
+        raise DatasetError(f"{name}: dataset.image_size={image_size}, but only tiny-imagenet is resized; "
+                           "leave image_size null")
 
 
 def is_image_tree(path: Path) -> bool:
@@ -100,12 +122,13 @@ def _missing_cifar10(path: Path) -> DatasetError:
                         f"test/ folders, or a .tar.gz); {LAYOUTS}")
 
 
-def load_cifar10(root: str | None = None, download: bool = True) -> ImageDataset:
+def load_cifar10(root: str | None = None, download: bool = True, image_size: int | None = None) -> ImageDataset:
     """CIFAR-10 from `root`: torchvision's files, an ImageFolder tree, or its .tar.gz.
 
     With no root: $TASKDISC_CIFAR10, else torchvision's files under the cache folder,
     downloaded on first use.
     """
+    _native_size("cifar10", image_size)
     path = _cifar10_path(root)
     if is_image_tree(path):
         arrays = _read_folder_or_tar(path, "cifar10")
@@ -122,7 +145,8 @@ def load_cifar10(root: str | None = None, download: bool = True) -> ImageDataset
     return _from_arrays("cifar10", arrays, CIFAR10_MEAN, CIFAR10_STD)
 
 
-def cifar10_identity(root: str | None = None, download: bool = True) -> str:
+def cifar10_identity(root: str | None = None, download: bool = True, image_size: int | None = None) -> str:
+    _native_size("cifar10", image_size)
     # torchvision's files are the official ones (torchvision checks their md5); other copies
     # (e.g. the JPEG tarball, in another image order) are told apart by content.
     path = _cifar10_path(root)
@@ -133,24 +157,38 @@ def cifar10_identity(root: str | None = None, download: bool = True) -> str:
     raise _missing_cifar10(path)
 
 
-def folder_identity(root: str | None = None, download: bool = False) -> str:
+def folder_identity(root: str | None = None, download: bool = False, image_size: int | None = None) -> str:
+    _native_size("imagefolder", image_size)
     if not root or not is_image_tree(Path(root)):
         raise DatasetError(f"imagefolder: no dataset at {root} (looked for a .tar.gz or train/ and test/ "
                            "folders); set dataset.root to an ImageFolder tree or its tarball")
     return f"imagefolder:{content_key(Path(root))[:16]}"
 
 
-def load_image_folder(root: str | None = None, download: bool = False) -> ImageDataset:
+def load_image_folder(root: str | None = None, download: bool = False, image_size: int | None = None) -> ImageDataset:
     """Any ImageFolder tree (or .tar.gz) of equally sized images; statistics measured on train."""
+    _native_size("imagefolder", image_size)
     if not root:
         raise DatasetError("imagefolder: no root given; set dataset.root to an ImageFolder tree or .tar.gz")
     return _from_arrays("imagefolder", _read_folder_or_tar(Path(root).expanduser(), "imagefolder"))
 
 
+def load_tiny_imagenet(root: str | None = None, download: bool = False, image_size: int | None = None) -> ImageDataset:
+    """TinyImageNet in its original layout (folder, .zip or .tar.gz; trainables.tiny_imagenet), resized to
+    image_size (null = 32, the authors'); never downloaded. Statistics measured on train."""
+    size = image_size or DEFAULT_IMAGE_SIZE
+    arrays = cached(tiny_imagenet_source(root), f"tiny-imagenet-{size}px", lambda p: read_tiny_imagenet(p, size))
+    return _from_arrays("tiny-imagenet", arrays, *channel_stats(torch.from_numpy(arrays.train_x)))
+
+
 DATASETS: dict[str, Callable[..., ImageDataset]] = {
     "cifar10": load_cifar10,
     "imagefolder": load_image_folder,
+    "tiny-imagenet": load_tiny_imagenet,
 }
+
+# Where a dataset's root comes from when a spec gives none.
+ROOT_ENVS = {"cifar10": CIFAR10_ENV, "tiny-imagenet": TINY_IMAGENET_ENV}
 
 
 # Cheap checks (no decoding) that a source is usable, returning an identity that depends on the
@@ -158,20 +196,23 @@ DATASETS: dict[str, Callable[..., ImageDataset]] = {
 DATASET_IDENTITIES: dict[str, Callable[..., str]] = {
     "cifar10": cifar10_identity,
     "imagefolder": folder_identity,
+    "tiny-imagenet": tiny_imagenet_identity,
 }
 
 
 @functools.lru_cache(maxsize=16)
-def dataset_identity(name: str, root: str | None = None, download: bool = True) -> str:
+def dataset_identity(name: str, root: str | None = None, download: bool = True, image_size: int | None = None) -> str:
     """Check that dataset `name` can be had from `root` and return its identity; DatasetError if not."""
-    return DATASET_IDENTITIES[name](root=root, download=download)
+    return DATASET_IDENTITIES[name](root=root, download=download, image_size=image_size)
 
 
-def load_dataset(name: str, root: str | None = None, download: bool = True) -> ImageDataset:
-    """Load a registered dataset; an unknown name lists the valid ones."""
+def load_dataset(name: str, root: str | None = None, download: bool = True,
+                 image_size: int | None = None) -> ImageDataset:
+    """Load a registered dataset (resized to `image_size` px where it supports that); an unknown name lists
+    the valid ones."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(sorted(DATASETS))}")
-    return DATASETS[name](root=root, download=download)
+    return DATASETS[name](root=root, download=download, image_size=image_size)
 
 
 @dataclass(frozen=True)

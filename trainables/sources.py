@@ -87,13 +87,18 @@ def cached(source: Path, kind: str, read: Callable[[Path], Arrays]) -> Arrays:
     return arrays
 
 
-def _decode(data: bytes, where: str) -> np.ndarray:
+def open_image(data: bytes, where: str):
+    """The image in `data` as a loaded RGB PIL image; DatasetError naming `where` if it is not one."""
     from PIL import Image
     try:
         with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB")).transpose(2, 0, 1)
+            return im.convert("RGB")
     except Exception as e:  # PIL raises many types for a bad file
         raise DatasetError(f"cannot decode image {where}: {e}; replace or remove that file") from None
+
+
+def _decode(data: bytes, where: str) -> np.ndarray:
+    return np.asarray(open_image(data, where)).transpose(2, 0, 1)
 
 
 def _stack(items: list[tuple[str, str, bytes | Path]], where: str) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from trainables.config import ConfigError, check, param
-from trainables.data import CIFAR10_ENV, DATASETS, HOLDOUT_RULE, DatasetError, dataset_identity
+from trainables.data import DATASETS, HOLDOUT_RULE, ROOT_ENVS, DatasetError, dataset_identity
 from trainables.protocol import Protocol
 from trainables.tasks import TASK_KINDS, TaskError, read_table, task_count
 
@@ -37,9 +37,11 @@ NAME_RULE = "use 1-100 letters, digits, '_', '-' and '.' (not only dots)"
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str = param("cifar10", "dataset registry name", choices=tuple(DATASETS))
-    root: str | None = param(None, f"dataset path (torchvision folder, ImageFolder tree or .tar.gz); "
-                                   f"null = ${CIFAR10_ENV}, else download to the cache")
-    download: bool = param(True, "download through torchvision when the dataset is missing")
+    root: str | None = param(None, "dataset path (a folder or archive, see README); null = $TASKDISC_CIFAR10 "
+                                   "or $TASKDISC_TINY_IMAGENET, else the cache (cifar10: downloaded there)")
+    download: bool = param(True, "download through torchvision when the dataset is missing (cifar10 only)")
+    image_size: int | None = param(None, "side the images are resized to, pixels (tiny-imagenet only; "
+                                         "null = 32, the authors'; 64 = native)", ge=4)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ class SweepBase:
     @property
     def data_id(self) -> str:
         """The dataset's identity (name and content), part of every trial's key."""
-        return dataset_identity(self.dataset.name, self.dataset.root, self.dataset.download)
+        d = self.dataset
+        return dataset_identity(d.name, d.root, d.download, d.image_size)
 
 
 @dataclass(frozen=True)
@@ -280,7 +283,7 @@ def task_sets(raw: Any, origin: str, section: str = "tasks") -> tuple[TaskSet, .
 
 def resolve_paths(spec: SweepSpec) -> SweepSpec:
     """Make every path absolute (trials run elsewhere) and fill the defaults taken from the environment."""
-    root = spec.dataset.root or os.environ.get(CIFAR10_ENV) if spec.dataset.name == "cifar10" else spec.dataset.root
+    root = spec.dataset.root or os.environ.get(ROOT_ENVS.get(spec.dataset.name, ""))
     dataset = dataclasses.replace(spec.dataset, root=str(Path(root).expanduser().resolve()) if root else None)
     uri = spec.tracking.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):

@@ -18,7 +18,7 @@ def driver_dataset(dataset_spec, origin: str) -> ImageDataset:
     """The spec's dataset, decoded (or read from the cache); a SpecError if it cannot be had. Not kept:
     the driver holds no images while the sweep runs."""
     try:
-        return load_dataset(dataset_spec.name, dataset_spec.root, dataset_spec.download)
+        return load_dataset(dataset_spec.name, dataset_spec.root, dataset_spec.download, dataset_spec.image_size)
     except DatasetError as e:
         raise SpecError(f"{origin}: dataset: {e}") from None
 

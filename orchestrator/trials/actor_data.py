@@ -19,7 +19,7 @@ def actor_images(cache: dict, dataset_spec, device: str, channels_last: bool = F
     """
     key = (dataset_spec, device, channels_last)
     if key not in cache:
-        dataset = load_dataset(dataset_spec.name, dataset_spec.root, dataset_spec.download)
+        dataset = load_dataset(dataset_spec.name, dataset_spec.root, dataset_spec.download, dataset_spec.image_size)
         loads = cache.get(LOADS, 0) + 1
         cache.clear()
         cache[key] = (dataset, *device_images(dataset, device, channels_last))

@@ -74,7 +74,7 @@ def build_split(trial, dataset: ImageDataset, local: Callable[[str | None], str 
 def export_splits(spec, out_dir) -> list:
     """Every split of `spec`, one file per split family in the authors' layout ({target index:
     [(train_ids, test_ids), ...]}, `<family>.torch`) and as a Parquet split table; returns the paths."""
-    dataset = load_dataset(spec.dataset.name, spec.dataset.root, spec.dataset.download)
+    dataset = load_dataset(spec.dataset.name, spec.dataset.root, spec.dataset.download, spec.dataset.image_size)
     families: dict[str, dict[int, dict[int, TrainTestSplit]]] = {}
     memo: dict = {}
     for trial in spec.trials():
