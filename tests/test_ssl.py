@@ -42,8 +42,9 @@ def backbone_file(data, tmp_path_factory):
     return path
 
 
-def test_simclr_resumes_exactly_and_its_probe_is_an_accuracy(data, one_thread):
-    config = SimCLRConfig(**TINY_SIMCLR)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_simclr_resumes_exactly_and_its_probe_is_an_accuracy(workers, data, one_thread):
+    config = SimCLRConfig(**TINY_SIMCLR, loader_workers=workers)
     run = SimCLRRun(data, config)
     first = run.step()
     state = copy.deepcopy(run.state_dict())
@@ -57,7 +58,7 @@ def test_simclr_resumes_exactly_and_its_probe_is_an_accuracy(data, one_thread):
     assert all(torch.equal(a, b) for a, b in zip(run.backbone.state_dict().values(),
                                                  resumed.backbone.state_dict().values()))
     with pytest.raises(ValueError, match="differs in temperature"):
-        SimCLRRun(data, SimCLRConfig(**{**TINY_SIMCLR, "temperature": 0.2})).load_state_dict(state)
+        SimCLRRun(data, SimCLRConfig(**{**TINY_SIMCLR, "temperature": 0.2}, loader_workers=workers)).load_state_dict(state)
 
 
 def test_a_frozen_pretrained_backbone_stays_as_loaded(data, backbone_file, one_thread):

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from .mlp import MLP
 from .resnet import cifar_resnet18
-from .resnet50 import resnet50
+from .resnet50 import resnet50, resnet50_cifar
 from .vit import ViT
 
 Constructor = Callable[..., nn.Module]
@@ -21,6 +21,7 @@ MODELS: dict[str, Constructor] = {
     "mlp": MLP,
     "vit": ViT,
     "resnet50": resnet50,
+    "resnet50_cifar": resnet50_cifar,
 }
 
 

@@ -1,4 +1,6 @@
-"""torchvision's ResNet-50 (for large images such as ImageNet), with the shared model interface."""
+"""torchvision's ResNet-50 with the shared model interface: the ImageNet stem for large images, and the
+CIFAR stem (3x3 stride-1 first convolution, no max-pool) that SimCLR's CIFAR-10 ResNet-50 uses, so 32 px
+images keep a 4x4 map at the last stage instead of 1x1."""
 from __future__ import annotations
 
 import torch
@@ -27,3 +29,10 @@ class ResNet50(ResNet):
 
 def resnet50(num_classes: int, width: float = 1.0, image_shape=(3, 224, 224)) -> ResNet50:
     return ResNet50(num_classes, width, image_shape)
+
+
+def resnet50_cifar(num_classes: int, width: float = 1.0, image_shape=(3, 32, 32)) -> ResNet50:
+    model = ResNet50(num_classes, width, image_shape)
+    model.conv1 = nn.Conv2d(image_shape[0], 64, 3, 1, 1, bias=False)
+    model.maxpool = nn.Identity()
+    return model

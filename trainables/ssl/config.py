@@ -34,6 +34,8 @@ class SimCLRConfig:
                                            "part; null = all of it", ge=4)
     seed: int = param(0, "seed of the weights, the image order and the augmentations; epoch e's draws "
                          "depend on (seed, e) only", ge=0)
+    loader_workers: int = param(0, "processes making the augmented views (a CPU job: at 32 px one core makes "
+                                   "~800 view pairs/s); 0 = in the trial's own process", ge=0)
     knn_images: int = param(5000, "labelled training images of the k-NN probe's memory bank (a check that "
                                   "the features learned something; labels are used for nothing else)", ge=1)
     knn_test_images: int = param(2000, "test images the k-NN probe classifies", ge=1)

@@ -23,6 +23,7 @@ from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 from lightly.transforms import SimCLRTransform
 from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 
 from ..cpu_memory import retain_freed_memory
 from ..data import ImageDataset, make_split, seeded_subset
@@ -31,6 +32,20 @@ from .config import SimCLRConfig
 
 Reporter = Callable[[dict], None]
 KNN_K = 20  # neighbours of the k-NN probe (InstDisc's and solo-learn's choice is 20 or 200)
+
+
+class Views(Dataset):
+    """Two augmented views of image `order[i]` of uint8 `images` (N, C, H, W)."""
+
+    def __init__(self, images: torch.Tensor, order: torch.Tensor, transform: Callable):
+        self.images, self.order, self.transform = images, order, transform
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = Image.fromarray(self.images[self.order[i]].permute(1, 2, 0).numpy())
+        return tuple(self.transform(image))
 
 
 def build_backbone(config: SimCLRConfig, image_shape: tuple[int, int, int]) -> nn.Module:
@@ -95,11 +110,12 @@ class SimCLRRun:
     def done(self) -> bool:
         return self.epochs >= self.config.epochs
 
-    def views(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two augmented views of every image of `idx`, pixels in [0, 1], on the run's device."""
-        pairs = [self.transform(Image.fromarray(self.dataset.train_x[i].permute(1, 2, 0).numpy()))
-                 for i in idx.tolist()]
-        return tuple(torch.stack([p[v] for p in pairs]).to(self.device) for v in (0, 1))
+    def loader(self, order: torch.Tensor, seed: int) -> DataLoader:
+        """Batches of two augmented views of the images `order`, pixels in [0, 1]. Worker w's draws are
+        seeded from (`seed`, w), so a resumed epoch makes the same views with the same worker count."""
+        return DataLoader(Views(self.dataset.train_x, order, self.transform), self.config.batch_size, drop_last=True,
+                          num_workers=self.config.loader_workers, generator=torch.Generator().manual_seed(seed),
+                          pin_memory=self.device.type == "cuda")
 
     def step(self) -> dict[str, float]:
         """One epoch over the pretraining images (the last incomplete batch dropped); returns its metrics."""
@@ -112,9 +128,9 @@ class SimCLRRun:
         self.backbone.train()
         self.projection.train()
         losses, n_batches = [], len(order) // cfg.batch_size
-        with seeded(epoch_seed):
-            for b in range(n_batches):
-                x0, x1 = self.views(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
+        with seeded(epoch_seed):  # the views' draws when they are made in this process
+            for x0, x1 in self.loader(order, epoch_seed):
+                x0, x1 = x0.to(self.device, non_blocking=True), x1.to(self.device, non_blocking=True)
                 loss = self.loss(self.projection(self.backbone.features(x0)),
                                  self.projection(self.backbone.features(x1)))
                 self.optimizer.zero_grad(set_to_none=True)
