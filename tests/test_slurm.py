@@ -1,25 +1,32 @@
 """deploy/slurm.sbatch on a one-node allocation of this machine: the SLURM variables it reads are set,
-`scontrol` and `srun` are stand-ins (the node list's one host; run the step's command here), and
-Ray and the sweep are real. The job must start a token-auth head, run the sweep through --address,
-and leave no Ray process behind."""
+`scontrol` and `srun` are stand-ins (the node list's one host; run the step's command here), Ray is
+real. The job must start a token-auth head with the allocation's CPUs, hand the sweep its spec, options
+and --address, and leave no Ray process behind. `taskdisc` is a stand-in that joins the cluster and
+reports it: tests/test_autoscaler.py runs real sweeps through --address."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from autoscale_cluster import MARKER, REPO, free_port, stop_cluster
-from orchestrator.tracking.record import Record
-from sweep_helpers import tiny_spec
 
 pytestmark = pytest.mark.slow
 
+# Joins the cluster at --address (token auth from the job's environment) and prints what it found.
+TASKDISC = f"""#!{sys.executable}
+import sys, ray
+ray.init(address=sys.argv[sys.argv.index("--address") + 1], log_to_driver=False)
+print("stand-in taskdisc", " ".join(sys.argv[1:]), "cpus", ray.cluster_resources().get("CPU"))
+"""
 SRUN = """#!/usr/bin/env bash
 # srun on a one-node allocation: drop srun's options, run the step's command here.
 while (( $# )); do
@@ -40,6 +47,7 @@ def one_node_allocation(monkeypatch):
     bin_dir = temp_dir / "bin"
     bin_dir.mkdir()
     (bin_dir / "srun").write_text(SRUN)
+    (bin_dir / "taskdisc").write_text(TASKDISC)
     (bin_dir / "scontrol").write_text(f"#!/usr/bin/env bash\necho {socket.gethostname()}\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
@@ -57,14 +65,11 @@ def one_node_allocation(monkeypatch):
         assert left == 0, f"{left} processes of the job's Ray outlived it"
 
 
-def test_sbatch_script_runs_a_sweep_on_its_allocation(tmp_path, one_node_allocation, tiny_dataset_tar):
-    spec = tiny_spec(tmp_path, tiny_dataset_tar, name="slurm", tasks={"real": [0], "random": [0]},
-                     protocol={"arch": "mlp", "width": 0.125, "epochs": 2, "batch_size": 64, "holdout": 60,
-                               "compile": "off"})
-    job = subprocess.run(["bash", str(REPO / "deploy" / "slurm.sbatch"), str(spec), "--set", "concurrency=2"],
+def test_sbatch_script_starts_ray_on_its_allocation_and_runs_the_sweep(one_node_allocation):
+    job = subprocess.run(["bash", str(REPO / "deploy" / "slurm.sbatch"), "specs/quickstart.yaml", "--set", "x=1"],
                          cwd=REPO, env=one_node_allocation, capture_output=True, text=True, timeout=300)
     out = job.stdout + job.stderr
     assert job.returncode == 0, out[-3000:]
     assert "1 node(s) of 2 CPUs and 0 GPUs" in out
-    assert "slurm: 2 trials, 0 already recorded, 2 to run" in out
-    assert len(Record(tmp_path / "runs" / "slurm").rows()) == 2
+    port = one_node_allocation["RAY_PORT"]
+    assert re.search(rf"stand-in taskdisc sweep specs/quickstart.yaml --address \S+:{port} --set x=1 cpus 2.0", out), out
