@@ -4,7 +4,7 @@ names and min/max workers, fake GPUs, few CPUs, a short idle timeout), token aut
 A `taskdisc sweep --address` whose trials ask for a quarter of a GPU must make the autoscaler start
 workers from zero, run every trial on a worker (none has CUDA: the trials train on the CPU, with
 one notice), record every trial once in the record and in MLflow, and the workers must go away
-after the idle timeout. The timeline is printed (pytest -s shows it)."""
+after the idle timeout. The timeline goes to the terminal, past capture."""
 from __future__ import annotations
 
 import collections
