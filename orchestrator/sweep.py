@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -54,8 +55,9 @@ class TrialActor(tune.Trainable):
     def _begin(self, config: dict) -> None:
         torch.set_num_threads(max(1, int(config["threads"])))
         self.error, self.runner = None, None
+        device, self.notice = trial_device(config["device"])
         try:
-            self.runner = ADAPTERS[config["adapter"]].start(config["trial"], config["device"], self.cache, self.files)
+            self.runner = ADAPTERS[config["adapter"]].start(config["trial"], device, self.cache, self.files)
         except INPUT_ERRORS as e:  # bad input fails the same way on every retry: report it, do not raise
             self.error = str(e)
 
@@ -68,6 +70,8 @@ class TrialActor(tune.Trainable):
             self.runner = None
             return {"done": True, "outcome": {"error": str(e)}}
         metrics["data/loads"] = self.cache.get(LOADS, 0)
+        if self.notice:  # once per trial; the driver prints each distinct notice once
+            metrics["notice"], self.notice = self.notice, None
         if self.runner.done:
             metrics["outcome"] = self.runner.outcome()
             metrics["done"] = True
@@ -88,6 +92,16 @@ class TrialActor(tune.Trainable):
 
     def cleanup(self) -> None:
         shutil.rmtree(self.inputs, ignore_errors=True)
+
+
+def trial_device(requested: str) -> tuple[str, str | None]:
+    """The device a trial trains on here, and a notice when it is not the one asked for. Ray hands out
+    GPUs it was told about (`--num-gpus`, a node type's resources), not ones CUDA can see: a trial given a
+    GPU on a node without CUDA (a CPU-only torch, a missing driver, a test cluster) trains on the CPU."""
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        return "cpu", (f"{socket.gethostname()} has no CUDA (torch {torch.__version__}): trials given a GPU "
+                       "there train on its CPU, much slower")
+    return requested, None
 
 
 def remove_orphans(folder: Path) -> None:
@@ -153,12 +167,17 @@ class SweepCallback(tune.Callback):
     def __init__(self, adapter: Adapter, record: Record, log: SweepLog, total: int, done_before: int):
         self.adapter, self.record, self.log = adapter, record, log
         self.total, self.finished = total, done_before
+        self.notices: set[str] = set()
 
     def on_trial_start(self, iteration, trials, trial, **info):
         info = self.adapter.describe(trial.config["trial"])
         self.log.start(info.key, info.short_name, info.params, {**info.tags, RUN_TAG: info.run_name})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        notice = result.get("notice")
+        if notice and notice not in self.notices:
+            self.notices.add(notice)
+            print(f"taskdisc: notice: {notice}", flush=True)
         key = self.adapter.describe(trial.config["trial"]).key
         if "error" in result.get("outcome", {}):
             return

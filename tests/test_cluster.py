@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 from ray._private import ray_constants
 
+from autoscale_cluster import reset_auth_state
 from orchestrator.launch import run_sweep
 from orchestrator.specs.agreement import load_spec
 from orchestrator.tracking.record import Record
@@ -28,13 +29,6 @@ EPOCHS = 30  # tiny data: enough steps that the trial on the killed node is stil
 ROW_KEYS = {"key", "spec", "run_name", "group", "kind", "index", "source", "seed", "protocol_hash", "arch", "width",
             "protocol", "task", "agreement", "agreement_by_epoch", "balance", "epochs", "wall_s", "images_per_s", "finished_at",
             *(f"{part}_{i}" for part in ("train_acc", "holdout_acc", "test_acc") for i in range(2))}
-
-
-def _reset_auth_state() -> None:
-    """Make this process re-read RAY_AUTH_MODE and the token (Ray caches both)."""
-    from ray._raylet import AuthenticationTokenLoader, Config
-    Config.initialize("")
-    AuthenticationTokenLoader.instance().reset_cache()
 
 
 @pytest.fixture
@@ -49,7 +43,7 @@ def cluster(monkeypatch):
     monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
     monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    _reset_auth_state()
+    reset_auth_state()
     temp_dir = tempfile.mkdtemp(prefix="tdray-", dir="/tmp")  # short: Unix socket paths live under it
     c = None
     try:
@@ -64,7 +58,7 @@ def cluster(monkeypatch):
         if c is not None:
             c.shutdown()
         monkeypatch.undo()
-        _reset_auth_state()
+        reset_auth_state()
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 

@@ -20,7 +20,7 @@ from ray import tune
 from orchestrator.cli import main
 from orchestrator.tracking.record import Record
 from orchestrator.specs.agreement import load_spec
-from orchestrator.sweep import INPUTS_PREFIX, materialize, remove_orphans
+from orchestrator.sweep import INPUTS_PREFIX, materialize, remove_orphans, trial_device
 from orchestrator.trials.agreement import AgreementAdapter
 from orchestrator.launch import run_sweep
 from sweep_helpers import REPO, child_runs, cli, tiny_spec
@@ -256,3 +256,10 @@ def test_input_files_reach_actors_through_ray_with_their_siblings(tmp_path):
     copy = local[str(table)]
     assert copy != str(table) and str(table_of_test_images(copy)) == local[inputs[1]]
     assert open(copy, "rb").read() == table.read_bytes()
+
+
+def test_a_trial_given_a_gpu_where_cuda_is_missing_trains_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    device, notice = trial_device("cuda")
+    assert device == "cpu" and "has no CUDA" in notice and "\n" not in notice
+    assert trial_device("cpu") == ("cpu", None)
