@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestrator.cli import main
+from orchestrator.tracking.record import Record
 from sweep_helpers import child_runs, tiny_spec
 
 pytestmark = pytest.mark.slow
@@ -16,7 +17,7 @@ def test_asha_stops_poor_tasks_and_a_rerun_runs_nothing(tmp_path, tiny_dataset_t
                      search={"top_k": 2, "grace_epochs": 1, "reduction_factor": 2}, **{"protocol.epochs": EPOCHS})
     assert main(["sweep", str(spec)]) == 0
     out = capsys.readouterr().out
-    rows = [r for f in (tmp_path / "runs" / "topk" / "record").glob("*.parquet") for r in pq.read_table(f).to_pylist()]
+    rows = Record(tmp_path / "runs" / "topk").rows()
     stopped = [r for r in rows if r.get("stopped")]
     ran = [r for r in rows if not r.get("stopped")]
     assert len(rows) == 8 and stopped and ran, out

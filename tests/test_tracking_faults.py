@@ -146,3 +146,21 @@ def test_two_drivers_creating_one_fresh_store_at_once(tmp_path):
     assert [d.returncode for d in drivers] == [0, 0], [err[-500:] for _, err in outs]
     client = MlflowClient(tracking_uri=uri)
     assert {client.get_experiment_by_name(n).experiment_id for n in ("a", "b")} == {o.strip() for o, _ in outs}
+
+
+def test_record_compacts_into_segments_and_reads_each_key_once(tmp_path, monkeypatch):
+    monkeypatch.setattr("orchestrator.tracking.record.COMPACT_AT", 3)
+    record = Record(tmp_path)
+    for i in range(7):
+        record.add(f"k{i}", {"index": i, "agreement": 0.5 + i / 100})
+    assert len(list(record.segments_dir.iterdir())) == 2 and len(list(record.dir.glob("*.parquet"))) == 1
+    assert [r["key"] for r in record.rows()] == [f"k{i}" for i in range(7)]
+    # A driver killed between writing a segment and removing its loose files: each key is read once.
+    (record.dir / "k0.parquet").write_bytes((record.segments_dir / "000000.parquet").read_bytes())
+    assert sorted(r["key"] for r in Record(tmp_path).rows()) == [f"k{i}" for i in range(7)]
+    record.compact()
+    assert list(record.dir.glob("*.parquet")) == [] and Record(tmp_path).done_keys() == {f"k{i}" for i in range(7)}
+    # An unreadable segment is set aside: its trials count as not done and run again.
+    (record.segments_dir / "000001.parquet").write_text("garbage")  # k3, k4, k5
+    with pytest.warns(UserWarning, match="000001.parquet is unreadable"):
+        assert Record(tmp_path).done_keys() == {"k0", "k1", "k2", "k6"}
