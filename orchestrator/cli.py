@@ -222,6 +222,7 @@ def _fields(args) -> int:
     from trainables.protocol import PRESETS, Protocol
     from trainables.splits import RandomNetConfig
     from orchestrator.specs.discovery import DiscoverySpec, ScoreSpec
+    from orchestrator.specs.discovery_search import DiscoverySearch
     from orchestrator.specs.randnet import RandomNetSpec
     from orchestrator.specs.agreement import DatasetSpec, Resources, SweepSpec, TaskSet, Tracking
     from orchestrator.specs.fidelity import Fidelity
@@ -230,7 +231,8 @@ def _fields(args) -> int:
     sections = {"sweep": SweepSpec, "dataset": DatasetSpec, "protocol": Protocol, "tasks.<set>": TaskSet,
                 "resources": Resources, "tracking": Tracking, "search": Search, "fidelity": Fidelity,
                 "discovery spec": DiscoverySpec,
-                "discovery": DiscoveryConfig, "score": ScoreSpec, "split spec": SplitSweepSpec,
+                "discovery": DiscoveryConfig, "score": ScoreSpec, "discovery search": DiscoverySearch,
+                "split spec": SplitSweepSpec,
                 "splits": SplitPlan, "follow-up splits": SplitFollowUp, "randnet spec": RandomNetSpec,
                 "randnet": RandomNetConfig}
     for title, cls in sections.items():
