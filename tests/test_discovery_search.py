@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pyarrow.parquet as pq
 import pytest
@@ -16,7 +17,7 @@ from orchestrator.specs.discovery_search import DiscoverySearch
 from orchestrator.trials.discovery import DiscoveryRunner
 from test_discovery_sweep import TINY_DISCOVERY
 
-POPULATION = {**TINY_DISCOVERY, "meta_steps": 10, "quick_eval_every": 2, "quick_eval_tasks": 1, "quick_eval_epochs": 1,
+POPULATION = {**TINY_DISCOVERY, "meta_steps": 14, "quick_eval_every": 4, "quick_eval_tasks": 1, "quick_eval_epochs": 1,
               "quick_eval_train_subset": 100, "quick_eval_holdout_subset": 50}
 
 
@@ -24,7 +25,7 @@ def pbt_spec(tmp_path, data, name="pbt", **overrides):
     spec = {"name": name, "dataset": {"name": "imagefolder", "root": str(data)}, "discovery": POPULATION,
             "steps_per_report": 2, "resources": {"cpus": 1}, "output_dir": str(tmp_path / "runs"),
             "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
-            "search": {"scheduler": "pbt", "perturbation_interval": 2, "quantile_fraction": 0.5}}
+            "search": {"scheduler": "pbt", "perturbation_interval": 4, "quantile_fraction": 0.5}}
     for key, value in overrides.items():
         node = spec
         *parents, last = key.split(".")
@@ -42,9 +43,9 @@ CASES = [
     ("concurrency below the population", ["concurrency=1"], "concurrency=1 is invalid with search.scheduler=pbt"),
     ("interval off the reports", ["search.perturbation_interval=3"],
      "search.perturbation_interval=3 is invalid: expected a multiple of steps_per_report=2"),
-    ("interval off the quick evaluations", ["discovery.quick_eval_every=4"],
-     "expected a multiple of discovery.quick_eval_every=4"),
-    ("interval past the end", ["search.perturbation_interval=10"], "expected fewer than discovery.meta_steps=10"),
+    ("interval off the quick evaluations", ["discovery.quick_eval_every=8"],
+     "expected a multiple of discovery.quick_eval_every=8"),
+    ("interval past the end", ["search.perturbation_interval=16"], "expected fewer than discovery.meta_steps=14"),
     ("no quick evaluation", ["discovery.quick_eval_every=null"], "set discovery.quick_eval_every"),
     ("a structural field mutated", ["search.mutate=[h_dim]"], "DiscoverySearch.mutate=['h_dim'] is invalid"),
     ("a structural field varied", ["discovery.h_dim=[4, 8]"], "discovery.h_dim varies across the population"),
@@ -83,7 +84,7 @@ def test_exploit_takes_the_donors_encoder_under_the_new_hyperparameters(tmp_path
     donor_trial, trial = load_discovery_spec(pbt_spec(tmp_path, tiny_dataset_tar)).trials()
     cache: dict = {}
     donor = DiscoveryRunner(donor_trial, "cpu", cache)
-    donor.step()
+    assert math.isnan(donor.step()["search/objective"])  # step 2: no quick evaluation yet, still reported
     state = donor.state_dict()
 
     new = {"uniformity_coef": 40.0, "task_temp": 2.0, "inner_lr": 0.3, "outer_lr": 0.02}
@@ -100,7 +101,7 @@ def test_exploit_takes_the_donors_encoder_under_the_new_hyperparameters(tmp_path
     result = explored.step()
     m = result["history"][0]
     assert m["discovery/loss"] == pytest.approx(m["discovery/agreement_loss"] + 40.0 * m["discovery/uniformity_loss"])
-    assert m["search/uniformity_coef"] == 40.0 and "search/objective" in result
+    assert m["search/uniformity_coef"] == 40.0 and math.isfinite(result["search/objective"])
 
     # Its own state under other values is not an exploit: a resume must match the config it was saved under.
     own = DiscoveryRunner(dataclasses.replace(donor_trial, tuned={**donor_trial.tuned, "task_temp": 9.0}), "cpu", cache)
@@ -124,8 +125,8 @@ def test_a_real_pbt_search_records_each_trial_once_with_its_schedule(tmp_path, t
         final = json.loads(row["final_config"])
         assert {k: final[k] for k in schedule[-1] if k not in ("from_step", "run")} == {
             k: v for k, v in schedule[-1].items() if k not in ("from_step", "run")}
-        assert schedule[-1]["run"] == row["run_name"] and schedule[-1]["from_step"] in (2, 4, 6, 8)
-    assert all(r["steps"] == 10 and "search/objective" in r for r in rows)
+        assert schedule[-1]["run"] == row["run_name"] and schedule[-1]["from_step"] in (4, 8, 12)
+    assert all(r["steps"] == 14 and "search/objective" in r for r in rows)
     assert not list((tmp_path / "runs" / "pbt" / "tune").rglob("checkpoint_*"))  # dropped at the end
 
     capsys.readouterr()

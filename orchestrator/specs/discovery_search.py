@@ -154,5 +154,4 @@ class DiscoverySearch:
                        "hyperparam_mutations": {"trial": {"tuned": self.ranges()}},
                        "quantile_fraction": self.quantile_fraction,
                        "resample_probability": self.resample_probability,
-                       "perturbation_factors": self.perturbation_factors, "custom_explore_fn": self.explore,
-                       "require_attrs": False}
+                       "perturbation_factors": self.perturbation_factors, "custom_explore_fn": self.explore}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -48,7 +49,8 @@ class DiscoveryRunner(RunnerBase):
                 metrics[OBJECTIVE] = objective
             history.append({**metrics, **{f"search/{k}": v for k, v in self.trial.tuned.items()}})
         self.last = history[-1] if history else self.last
-        return {"step": self.run.steps, **self.last, "history": history}
+        # Tune checks every result for its scheduler's metric: NaN (not measured) between quick evaluations.
+        return {"step": self.run.steps, OBJECTIVE: math.nan, **self.last, "history": history}
 
     def state_dict(self) -> dict:
         return {**self.run.state_dict(), "owner": self.trial.key, "schedule": self.schedule}
