@@ -1,24 +1,28 @@
-"""Tune's per-trial overhead and dataset loads per actor, on this machine's CPUs.
+"""taskdisc's own cost per trial, against the sweep's size, on this machine's CPUs.
 
-    python bench/sweep_overhead.py --trials 200 --no-reuse-trials 50
+    python bench/sweep_overhead.py --sizes 200,1000,5000 --no-reuse-trials 0
 
-1. A trivial trainable (one step, no work): sweep wall time per trial with actor reuse and
-   without; the difference to zero work is Tune's overhead.
-2. The real agreement sweep (`run_sweep`, MLflow and record included) over `--trials` tiny
-   trials: wall time per trial, how many times the dataset was loaded (once per actor), the
-   driver's peak memory, then the time `taskdisc results` takes on the sweep folder and the time
-   of the MLflow calls behind the runs page (the first 100 runs of the experiment, newest first)
-   and behind listing every child run of the sweep.
+1. A trivial trainable (one step, no work), `--trivial-trials` trials: wall time per trial with actor
+   reuse (and without, for `--no-reuse-trials` > 0): Tune's own overhead.
+2. The real agreement sweep (`run_sweep`: MLflow, the record, callbacks and end-of-sweep results
+   included) over N tiny trials for each N of `--sizes`, 2 at once: overhead per trial (wall minus
+   training, over N), the driver's peak memory growth during the sweep, the dataset loads per
+   actor, the time `taskdisc results` takes on the sweep folder (a new process) and the time of the
+   MLflow calls behind the runs page and behind listing every child run of the sweep. Then each
+   size's overhead per trial as a ratio to the smallest size's.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import cProfile
 import json
 import os
-import resource
+import pstats
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from sweep_helpers import tiny_spec  # noqa: E402
 
 from orchestrator.specs.agreement import load_spec  # noqa: E402
 from orchestrator.launch import run_sweep  # noqa: E402
+from orchestrator.tracking.record import Record  # noqa: E402
 
 
 class Trivial(tune.Trainable):
@@ -73,36 +78,54 @@ class LoadCounter(tune.Callback):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trials", type=int, default=200)
-    ap.add_argument("--no-reuse-trials", type=int, default=50, help="trials for the slow no-reuse case")
+    ap.add_argument("--sizes", default="200,1000", help="trials of each agreement sweep, e.g. 200,1000,5000")
+    ap.add_argument("--trivial-trials", type=int, default=200, help="trials of the trivial trainable (0 = skip)")
+    ap.add_argument("--no-reuse-trials", type=int, default=0, help="trials of the trivial trainable without "
+                                                                   "actor reuse (0 = skip)")
+    ap.add_argument("--profile", action="store_true", help="profile the driver during each agreement sweep and "
+                                                           "print where its time goes (cumulative, top 25)")
     args = ap.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     tmp = Path(tempfile.mkdtemp(prefix="sweep-overhead-"))
-
-    with_reuse = trivial_sweep(args.trials, True, str(tmp / "tune"))
-    print(f"trivial trainable, 2 CPUs: {with_reuse * 1e3:.0f} ms/trial with actor reuse ({args.trials} trials)")
-    if args.no_reuse_trials:
-        without = trivial_sweep(args.no_reuse_trials, False, str(tmp / "tune"))
-        print(f"trivial trainable, 2 CPUs: {without * 1e3:.0f} ms/trial without ({args.no_reuse_trials} trials)")
-
+    for n, reuse in ((args.trivial_trials, True), (args.no_reuse_trials, False)):
+        if n > 0:
+            per_trial = trivial_sweep(n, reuse, str(tmp / "tune"))
+            print(f"trivial trainable, 2 CPUs: {per_trial * 1e3:.0f} ms/trial {'with' if reuse else 'without'} "
+                  f"actor reuse ({n} trials)", flush=True)
     data = write_tiny_imagefolder(tmp / "tiny.tar.gz")
-    spec = load_spec(tiny_spec(tmp, data, name="overhead", **{
-        "tasks": {"random": f"0-{args.trials - 1}"}, "protocol.epochs": 1, "protocol.width": 0.0625}))
-    counter = LoadCounter()
-    rss_before = peak_rss_mb()
-    start = time.perf_counter()
-    rows = run_sweep(spec, callbacks=[counter])
-    wall = time.perf_counter() - start
-    compute = sum(r["wall_s"] for r in rows) / 2  # two trials run at once
-    print(f"agreement sweep, {len(rows)} tiny trials incl. MLflow + record: {wall / len(rows) * 1e3:.0f} ms/trial "
-          f"wall, of which training {compute / len(rows) * 1e3:.0f} ms; dataset loads: "
-          f"{sum(counter.loads_by_pid.values())} in {len(counter.loads_by_pid)} actors; driver peak RSS "
-          f"{peak_rss_mb():.0f} MB ({rss_before:.0f} MB before the sweep)")
+    overheads = {n: agreement_sweep(n, tmp / f"n{n}", data, args.profile) for n in sizes}
+    base = sizes[0]
+    print("overhead per trial against the sweep's size: " + ", ".join(
+        f"{n}: {o * 1e3:.1f} ms ({o / overheads[base]:.2f}x)" for n, o in overheads.items()))
 
+
+def agreement_sweep(n: int, folder: Path, data: Path, profile: bool = False) -> float:
+    """Run a sweep of `n` tiny trials in `folder`, print its costs, return its overhead per trial (s)."""
+    spec = load_spec(tiny_spec(folder, data, name="overhead", **{
+        "tasks": {"random": f"0-{n - 1}"}, "protocol.epochs": 1, "protocol.width": 0.0625}))
+    counter, memory = LoadCounter(), PeakRSS()
+    start = time.perf_counter()
+    profiler = cProfile.Profile() if profile else contextlib.nullcontext()
+    with memory, profiler:
+        rows = run_sweep(spec, callbacks=[counter])
+    wall = time.perf_counter() - start
+    if profile:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    training = sum(r["wall_s"] for r in rows) / 2  # two trials run at once
+    overhead = (wall - training) / len(rows)
+    print(f"agreement sweep, {len(rows)} tiny trials incl. MLflow + record: {wall / len(rows) * 1e3:.0f} ms/trial "
+          f"wall, training {training / len(rows) * 1e3:.0f} ms, overhead {overhead * 1e3:.1f} ms; dataset loads: "
+          f"{sum(counter.loads_by_pid.values())} in {len(counter.loads_by_pid)} actors; driver peak RSS "
+          f"{memory.peak:.0f} MB, {memory.peak - memory.before:+.0f} MB during the sweep", flush=True)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "orchestrator", "results", str(spec.sweep_dir)], check=True,
-                   capture_output=True, cwd=tmp, env=dict(os.environ, PYTHONPATH=str(REPO)))
-    print(f"taskdisc results on {len(rows)} trials: {time.perf_counter() - start:.2f} s (process start included)")
+                   capture_output=True, cwd=folder, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    results = time.perf_counter() - start
+    start = time.perf_counter()
+    Record(spec.sweep_dir).rows()
+    print(f"taskdisc results on {len(rows)} trials: {results:.2f} s (process start included); reading the record: "
+          f"{time.perf_counter() - start:.3f} s", flush=True)
     from mlflow.tracking import MlflowClient
     from orchestrator.tracking.mlflow_runs import Tracker
     client = MlflowClient(spec.tracking.uri)
@@ -115,11 +138,33 @@ def main() -> None:
     start = time.perf_counter()
     children = tracker.children(parent)
     print(f"MLflow runs page (first 100 runs): {page:.2f} s; every child run of the sweep ({len(children)}): "
-          f"{time.perf_counter() - start:.2f} s")
+          f"{time.perf_counter() - start:.2f} s", flush=True)
+    return overhead
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+class PeakRSS:
+    """The process's resident memory before a block and its peak during it (sampled every 20 ms), in MB."""
+
+    def __enter__(self):
+        self.before = self.peak = rss_mb()
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+
+    def _sample(self):
+        while self.running:
+            self.peak = max(self.peak, rss_mb())
+            time.sleep(0.02)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 if __name__ == "__main__":

@@ -228,6 +228,7 @@ def _fields(args) -> int:
     from trainables.splits import RandomNetConfig
     from trainables.ssl import SimCLRConfig
     from orchestrator.specs.discovery import DiscoverySpec, ScoreSpec
+    from orchestrator.specs.discovery_search import DiscoverySearch
     from orchestrator.specs.pretrain import PretrainSpec
     from orchestrator.specs.randnet import RandomNetSpec
     from orchestrator.specs.agreement import DatasetSpec, Resources, SweepSpec, TaskSet, Tracking
@@ -237,7 +238,8 @@ def _fields(args) -> int:
     sections = {"sweep": SweepSpec, "dataset": DatasetSpec, "protocol": Protocol, "tasks.<set>": TaskSet,
                 "resources": Resources, "tracking": Tracking, "search": Search, "fidelity": Fidelity,
                 "discovery spec": DiscoverySpec,
-                "discovery": DiscoveryConfig, "score": ScoreSpec, "split spec": SplitSweepSpec,
+                "discovery": DiscoveryConfig, "score": ScoreSpec, "discovery search": DiscoverySearch,
+                "split spec": SplitSweepSpec,
                 "splits": SplitPlan, "follow-up splits": SplitFollowUp, "randnet spec": RandomNetSpec,
                 "randnet": RandomNetConfig, "pretrain spec": PretrainSpec, "pretrain": SimCLRConfig}
     for title, cls in sections.items():

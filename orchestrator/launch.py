@@ -114,7 +114,7 @@ def _run_missing(adapter: str, spec, sweep_dir: Path, record: Record, log: Sweep
                  callbacks: list | None) -> list[dict]:
     """Fit the trials whose key is not in the record; return the record rows of all the spec's trials."""
     from orchestrator.trials.registry import ADAPTERS
-    done = record.done_keys()
+    done = spec.resumable(record.done_keys())
     total, todo, inputs = 0, 0, {}
     for t in spec.iter_trials():  # one pass, nothing kept per trial: a grid of millions stays small
         total += 1

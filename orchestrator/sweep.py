@@ -21,7 +21,7 @@ from typing import Iterator
 import ray
 import torch
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 from ray.tune.search import Searcher
 
 from orchestrator.trials.actor_data import LOADS
@@ -36,6 +36,28 @@ STATE_FILE = "state.pt"
 # an autoscaler starting GPU workers from zero needs to see the queue, as with Tune's own grids.
 USER_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
 INPUTS_PREFIX = "taskdisc-inputs-"  # + the actor's pid: folders of dead actors are found and removed
+
+
+@dataclasses.dataclass(frozen=True)
+class SchedulerKind:
+    cls: type  # Tune's scheduler class, built from a spec's scheduler_config()
+    # Trials restore from each other's checkpoints (PBT's exploit): every checkpoint is kept until the
+    # sweep ends, and the trials go to Tune up front as its own grid (it refuses a search algorithm).
+    shares_checkpoints: bool
+
+
+class KeyedPBT(PopulationBasedTraining):
+    """Tune's PBT, except that an exploiting trial keeps its own identity. Tune's exploit copies the
+    better trial's whole config; here only `trial.tuned` (the perturbed hyperparameters) comes from
+    it, the rest of `trial` (start config, key, run name) stays the exploiting trial's, so each trial
+    is still recorded once under its own key."""
+
+    def _get_new_config(self, trial, trial_to_clone):
+        config, operations = super()._get_new_config(trial, trial_to_clone)
+        return {**config, "trial": {**trial.config["trial"], "tuned": config["trial"]["tuned"]}}, operations
+
+
+SCHEDULERS = {"asha": SchedulerKind(ASHAScheduler, False), "pbt": SchedulerKind(KeyedPBT, True)}
 
 
 class TrialActor(tune.Trainable):
@@ -164,10 +186,12 @@ class TrialFeed(Searcher):
 class SweepCallback(tune.Callback):
     """Driver side: MLflow child runs, the record, and one progress line per finished trial."""
 
-    def __init__(self, adapter: Adapter, record: Record, log: SweepLog, total: int, done_before: int):
+    def __init__(self, adapter: Adapter, record: Record, log: SweepLog, total: int, done_before: int,
+                 keep_checkpoints: bool = False):
         self.adapter, self.record, self.log = adapter, record, log
         self.total, self.finished = total, done_before
         self.notices: set[str] = set()
+        self.keep_checkpoints = keep_checkpoints  # another trial may still restore from a finished one's
 
     def on_trial_start(self, iteration, trials, trial, **info):
         info = self.adapter.describe(trial.config["trial"])
@@ -202,13 +226,19 @@ class SweepCallback(tune.Callback):
         self.log.finish_trial(info.key, done.metrics, done.step, done.artifacts,
                               record=lambda: self.record.add(info.key, done.row),
                               inputs=[dataclasses.asdict(i) for i in done.inputs])
-        drop_checkpoints(trial)
+        if not self.keep_checkpoints:
+            drop_checkpoints(trial)
         self.finished += 1
         print(f"[{self.finished}/{self.total}] {info.run_name}  {done.line}", flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.log.finish(self.adapter.describe(trial.config["trial"]).key, failed=True)
         print(f"[failed] {self.adapter.describe(trial.config['trial']).run_name}: see {trial.local_path}", flush=True)
+
+    def on_experiment_end(self, trials, **info):
+        if self.keep_checkpoints:
+            for trial in trials:
+                drop_checkpoints(trial)
 
 
 def drop_checkpoints(trial) -> None:
@@ -239,22 +269,30 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = USER_PENDING or str(min(count, sweep.concurrency or 200))
     connect(address)
     adapter = ADAPTERS[adapter_name]
-    asha = sweep.scheduler_config()
+    name, options = sweep.scheduler_config() or (None, {})
+    kind = SCHEDULERS[name] if name else None
+    shares = bool(kind and kind.shares_checkpoints)
     trainable = tune.with_resources(tune.with_parameters(TrialActor, files=files),
                                     {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus})
-    feed = TrialFeed(trials, {"adapter": adapter_name, "device": sweep.device,
-                              "threads": max(1, int(sweep.resources.cpus))})
+    constants = {"adapter": adapter_name, "device": sweep.device, "threads": max(1, int(sweep.resources.cpus))}
+    if shares:
+        space, feed, samples = {"trial": tune.grid_search(list(trials)), **constants}, None, 1
+    else:
+        space, feed, samples = None, TrialFeed(trials, constants), count
     tune.Tuner(
         trainable,
+        param_space=space,
         tune_config=tune.TuneConfig(
-            search_alg=feed, num_samples=count, reuse_actors=True, max_concurrent_trials=sweep.concurrency,
-            scheduler=ASHAScheduler(**asha) if asha else None,
+            search_alg=feed, num_samples=samples, reuse_actors=True, max_concurrent_trials=sweep.concurrency,
+            scheduler=kind.cls(**options) if kind else None,
             trial_name_creator=lambda t: adapter.describe(t.config["trial"]).run_name,
             trial_dirname_creator=lambda t: adapter.describe(t.config["trial"]).key),
         run_config=tune.RunConfig(
             name=f"{sweep.name}-{int(time.time())}", storage_path=sweep.storage or str(Path(sweep.sweep_dir) / "tune"),
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every, num_to_keep=1),
-            callbacks=[SweepCallback(adapter, record, log, total, total - count), *(callbacks or [])],
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every,
+                                                    num_to_keep=None if shares else 1),
+            callbacks=[SweepCallback(adapter, record, log, total, total - count, shares),
+                       *(callbacks or [])],
             verbose=0),
     ).fit()

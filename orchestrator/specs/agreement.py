@@ -102,9 +102,13 @@ class SweepBase:
         """(spec key, set) of every task set the spec reads, for `preflight`."""
         return ()
 
-    def scheduler_config(self) -> dict | None:
-        """Keyword arguments of Tune's ASHAScheduler, or None: every trial runs to the end."""
+    def scheduler_config(self) -> tuple[str, dict] | None:
+        """(name in sweep.SCHEDULERS, its keyword arguments), or None: every trial runs to the end."""
         return None
+
+    def resumable(self, done: set[str]) -> set[str]:
+        """The recorded trial keys a rerun skips: all of them, the trials being independent."""
+        return done
 
     def preflight(self, origin: str):
         """Check the inputs in the driver before Ray starts (SpecError naming the problem): the
@@ -146,8 +150,9 @@ class SweepSpec(SweepBase):
         super().__post_init__()
         self.search.check_protocols(self.protocols)
 
-    def scheduler_config(self) -> dict | None:
-        return self.search.scheduler_config(self.protocols[0].epochs)
+    def scheduler_config(self) -> tuple[str, dict] | None:
+        asha = self.search.scheduler_config(self.protocols[0].epochs)
+        return ("asha", asha) if asha else None
 
     def iter_trials(self):
         varying = tuple(f.name for f in dataclasses.fields(Protocol)

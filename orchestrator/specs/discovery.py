@@ -3,14 +3,15 @@
 `discovery:` holds DiscoveryConfig fields (a list sweeps a grid); `score:` (optional) turns
 the finished encoders' task tables into an agreement sweep, with the encoders' tasks before
 training and baseline task sets (e.g. random, real) scored under the same protocol, so
-discover-then-score is one spec and one command.
+discover-then-score is one spec and one command. `search:` (optional) runs the grid points as a
+Population Based Training population (specs/discovery_search.py).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainables.config import ConfigError, param
@@ -21,6 +22,7 @@ from trainables.tasks import file_version
 
 from orchestrator.specs.agreement import (DatasetSpec, SweepBase, SweepSpec, TaskSet, task_sets, checked_data,
                                           resolve_paths, task_sets_data)
+from orchestrator.specs.discovery_search import OBJECTIVE, DiscoverySearch
 from orchestrator.specs.grids import grid, grid_of, protocol_grid
 from orchestrator.specs.indices import parse_indices, parse_seeds
 from orchestrator.specs.splits import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
@@ -37,6 +39,8 @@ class ScoreSpec:
     tasks: tuple[int, ...] | None = param(None, "which discovered tasks to score; null = all hyperplanes")
     untrained: bool = param(True, "also score each encoder's tasks before training (step 0)")
     baselines: tuple = param((), "task sets scored alongside, e.g. {random: 0-7, real: 0-7}")
+    best: int | None = param(None, "score only the encoders of this many highest final search/objective "
+                                   "values (the search's result); null = every encoder", ge=1)
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,33 @@ class DiscoverySpec(SweepBase):
     score: ScoreSpec | None = param(None, "score the discovered tasks afterwards (null = do not)")
     splits: SplitFollowUp | None = param(None, "build adversarial splits from the discovered tasks and train on "
                                                "them afterwards (null = do not)")
+    search: DiscoverySearch = param(DiscoverySearch(), "the objective (search/objective) and Population Based "
+                                                       "Training over the grid points")
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.search.check_population(self.configs, self.steps_per_report, self.concurrency)
+
+    def scheduler_config(self) -> tuple[str, dict] | None:
+        return self.search.scheduler_config()
+
+    def resumable(self, done: set[str]) -> set[str]:
+        """A PBT population is one search (its trials copy each other): a partly recorded one runs
+        again as a whole; an independent grid skips what is recorded."""
+        if self.search.on and not {t.key for t in self.iter_trials()} <= done:
+            return set()
+        return done
 
     def iter_trials(self) -> list["DiscoveryTrialSpec"]:
         varying = tuple(f.name for f in dataclasses.fields(DiscoveryConfig)
                         if len({getattr(c, f.name) for c in self.configs}) > 1)
+        # A PBT trial's result depends on the whole population and the search settings: both are its identity.
+        search_id = digest({"search": to_plain(self.search), "population": [to_plain(c) for c in self.configs]})
         return [DiscoveryTrialSpec(self.name, self.dataset, self.data_id, c, varying, self.steps_per_report,
-                                   str(self.sweep_dir)) for c in self.configs]
+                                   str(self.sweep_dir), self.search,
+                                   {m: getattr(c, m) for m in self.search.mutate} if self.search.on else {},
+                                   search_id if self.search.on else "")
+                for c in self.configs]
 
     def task_sets(self) -> tuple[tuple[str, TaskSet], ...]:
         baselines = tuple((f"score.baselines.{ts.group}", ts) for ts in (self.score.baselines if self.score else ()))
@@ -60,6 +85,8 @@ class DiscoverySpec(SweepBase):
     def score_spec(self, rows: list[dict]) -> SweepSpec:
         """The agreement sweep over the discovered (and untrained) tasks of `rows` plus the baselines."""
         sets = []
+        if self.score.best is not None:
+            rows = sorted(rows, key=lambda r: r.get(OBJECTIVE, float("-inf")), reverse=True)[:self.score.best]
         for r in sorted(rows, key=lambda r: r["run_name"]):
             suffix = r["label"] and f"_{r['label']}"
             indices = self.score.tasks or tuple(range(r["n_tasks"]))
@@ -104,15 +131,24 @@ class DiscoveryTrialSpec:
     varying: tuple[str, ...]
     steps_per_report: int
     sweep_dir: str
+    search: DiscoverySearch = DiscoverySearch()
+    tuned: dict = field(default_factory=dict)  # hyperparameter -> value now: PBT changes these mid-run
+    search_id: str = ""  # digest of the search and its population ('' = an independent trial)
 
     @property
     def key(self) -> str:
-        # The AS holdout rule decides which images discovery may train on.
+        # The AS holdout rule decides which images discovery may train on. `config` is the trial's start:
+        # the key stays the same when PBT changes `tuned`.
         data = {"config": to_plain(self.config), "dataset": self.data_id, "holdout_rule": HOLDOUT_RULE}
         if self.config.backbone_ckpt:  # the weights, not the path: a retrained backbone is another trial
             path = self.config.backbone_ckpt
             data["backbone"] = file_digest(path, file_version(Path(path)))
-        return "discover__" + digest(data)
+        return "discover__" + digest({**data, "search": self.search_id} if self.search_id else data)
+
+    @property
+    def run_config(self) -> DiscoveryConfig:
+        """The config the encoder trains under now: the start with PBT's current hyperparameters."""
+        return dataclasses.replace(self.config, **self.tuned)
 
     @property
     def label(self) -> str:
@@ -132,8 +168,9 @@ class DiscoveryTrialSpec:
 
     @classmethod
     def from_config(cls, c: dict) -> "DiscoveryTrialSpec":
+        search = {k: tuple(v) if isinstance(v, list) else v for k, v in c["search"].items()}
         return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], DiscoveryConfig(**c["config"]), tuple(c["varying"]),
-                   c["steps_per_report"], c["sweep_dir"])
+                   c["steps_per_report"], c["sweep_dir"], DiscoverySearch(**search), dict(c["tuned"]), c["search_id"])
 
 
 def _configs(raw, origin: str) -> tuple[DiscoveryConfig, ...]:
@@ -188,6 +225,9 @@ def parse_discovery_spec(data: dict, origin: str) -> DiscoverySpec:
     splits = split_follow_up(data.pop("splits", None), origin, given=("rules",))
     spec = build(DiscoverySpec, data, "", origin, shown=("discovery", "score", "splits"), configs=configs,
                  score=score, splits=splits)
+    if score and score.best and any(c.quick_eval_every is None for c in configs):
+        raise SpecError(f"{origin}: score.best ranks encoders by search/objective, which needs quick evaluations: "
+                        "set discovery.quick_eval_every")
     n_tasks = min(c.n_linear_tasks for c in configs)
     for key, indices in (("score.tasks", score and score.tasks), ("splits.rules", splits and splits.rules)):
         if indices and max(indices) >= n_tasks:
@@ -204,7 +244,8 @@ def discovery_spec_data(spec: DiscoverySpec) -> dict:
         data["score"] = {"protocol": grid_of([to_plain(p) for p in spec.score.protocols]),
                          "seeds": list(spec.score.seeds),
                          "tasks": list(spec.score.tasks) if spec.score.tasks else None,
-                         "untrained": spec.score.untrained, "baselines": task_sets_data(spec.score.baselines)}
+                         "untrained": spec.score.untrained, "baselines": task_sets_data(spec.score.baselines),
+                         "best": spec.score.best}
     if spec.splits is not None:
         data["splits"] = follow_up_data(spec.splits)
     return data

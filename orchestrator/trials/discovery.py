@@ -1,10 +1,16 @@
 """The discovery trial: one encoder, `steps_per_report` meta-steps per Tune step
 (wraps trainables.discovery.DiscoveryRun). At the end the worker exports the task tables
 (trained and untrained encoder) and the encoder checkpoint; they travel back with the result
-and the driver writes them into the sweep folder, so no shared filesystem is needed."""
+and the driver writes them into the sweep folder, so no shared filesystem is needed.
+
+Under PBT a trial's state records its `owner` (trial key) and the encoder's hyperparameter
+`schedule`: loading another trial's state is an exploit, taken over under this trial's new
+hyperparameters, and the schedule grows by one segment."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -17,6 +23,7 @@ from trainables.order import image_order
 
 from orchestrator.trials.actor_data import actor_images
 from orchestrator.specs.discovery import CLOSENESS, CSV, ENCODER, TABLE, UNTRAINED, DiscoveryTrialSpec
+from orchestrator.specs.discovery_search import OBJECTIVE, START_ONLY
 from orchestrator.specs.io import to_plain
 from orchestrator.trials.api import Completed, RunnerBase, TrialInfo, write_exports
 
@@ -25,23 +32,43 @@ class DiscoveryRunner(RunnerBase):
     def __init__(self, trial: DiscoveryTrialSpec, device: str, cache: dict, backbone: str | None = None):
         self.dataset, self.train, self.test = actor_images(cache, trial.dataset, device)
         self.trial, self.backbone = trial, backbone
-        self.run = DiscoveryRun(self.train, self.test, trial.config, backbone)
+        self.run = DiscoveryRun(self.train, self.test, trial.run_config, backbone)
         self.device = self.train.device
         self.last: dict = {}
+        # Segments of the encoder's training: from which meta-step, by which trial, under which values;
+        # the first names the initial weights, which an exploit brings from another trial.
+        self.schedule = [{**self.segment(0), "encoder_seed": trial.config.encoder_seed}]
+
+    def segment(self, step: int) -> dict:
+        return {"from_step": step, "run": self.trial.run_name, **self.trial.tuned}
 
     def step(self) -> dict:
         history = []
         for _ in range(self.trial.steps_per_report):
             if self.run.done:
                 break
-            history.append(self.run.step())
+            metrics = self.run.step()
+            objective = self.trial.search.objective(metrics)
+            if objective is not None:
+                metrics[OBJECTIVE] = objective
+            history.append({**metrics, **{f"search/{k}": v for k, v in self.trial.tuned.items()}})
         self.last = history[-1] if history else self.last
-        return {"step": self.run.steps, **self.last, "history": history}
+        # Tune checks every result for its scheduler's metric: NaN (not measured) between quick evaluations.
+        return {"step": self.run.steps, OBJECTIVE: math.nan, **self.last, "history": history}
+
+    def state_dict(self) -> dict:
+        return {**self.run.state_dict(), "owner": self.trial.key, "schedule": self.schedule}
+
+    def load_state_dict(self, state: dict) -> None:
+        exploit = state["owner"] != self.trial.key
+        self.run.load_state_dict(state, retuned=tuple(self.trial.tuned) + START_ONLY if exploit else ())
+        self.schedule = state["schedule"] + ([self.segment(state["steps"])] if exploit else [])
 
     def outcome(self) -> dict:
         """Export the tasks of the trained encoder and of the same encoder before training."""
         train, test = self.run.labels()  # calibrates the encoder's BatchNorm first
-        before_train, before_test = DiscoveryRun(self.train, self.test, self.trial.config, self.backbone).labels()
+        start = dataclasses.replace(self.trial.config, encoder_seed=self.schedule[0]["encoder_seed"])
+        before_train, before_test = DiscoveryRun(self.train, self.test, start, self.backbone).labels()
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             train_order, test_order = image_order(self.dataset.train_x), image_order(self.dataset.test_x)
@@ -49,12 +76,13 @@ class DiscoveryRunner(RunnerBase):
                 write_table(labels.cpu(), out / name, train_order)
             for labels, name in ((test, TABLE), (before_test, UNTRAINED)):
                 write_table(labels.cpu(), table_of_test_images(out / name), test_order)
-            save_encoder(self.run.encoder, self.trial.config, out / ENCODER)
-            final = {k: v for k, v in self.last.items() if k.startswith(("discovery/", "eval/"))}
+            save_encoder(self.run.encoder, self.run.config, out / ENCODER)
+            final = {k: v for k, v in self.last.items() if k.startswith(("discovery/", "eval/", "search/"))}
             final.update(write_closeness(train, before_train, self.dataset.train_y, out / CLOSENESS))
             files = {p.name: p.read_bytes() for p in out.iterdir()}
         return {"files": files, "steps": self.run.steps, "final": final, "wall_s": self.run.wall_s,
-                "n_tasks": int(train.shape[1])}
+                "n_tasks": int(train.shape[1]), "final_config": to_plain(self.run.config),
+                "schedule": self.schedule}
 
 
 def write_closeness(trained: torch.Tensor, untrained: torch.Tensor, train_y: torch.Tensor, path: Path) -> dict:
@@ -105,6 +133,9 @@ class DiscoveryAdapter:
         row = {"spec": t.spec, "run_name": t.run_name, "label": t.label, "steps": outcome["steps"],
                "wall_s": outcome["wall_s"], "n_tasks": outcome["n_tasks"],
                "config": json.dumps(to_plain(t.config), sort_keys=True),
+               # Under PBT: the config the encoder ended under and the segments that led to it.
+               "final_config": json.dumps(outcome["final_config"], sort_keys=True),
+               "schedule": json.dumps(outcome["schedule"]),
                **{k: str(v) for k, v in paths.items()}, **outcome["final"]}
         line = f"{outcome['steps']} meta-steps  {outcome['wall_s']:.1f}s  -> {t.out_dir}"
         # The last step's metrics were logged with its progress; only the totals are new.

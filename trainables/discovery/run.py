@@ -138,21 +138,28 @@ class DiscoveryRun:
         return {"encoder": self.encoder.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "steps": self.steps, "wall_s": self.wall_s, "config": asdict(self.config)}
 
-    def load_state_dict(self, state: dict) -> None:
-        mine, theirs = _trajectory_fields(asdict(self.config)), _trajectory_fields(state["config"])
+    def load_state_dict(self, state: dict, retuned: tuple[str, ...] = ()) -> None:
+        """Resume from `state`. `retuned` names fields in which this run's config may deliberately
+        differ from the state's (a hyperparameter search continuing another run's encoder under new
+        hyperparameters): the encoder and Adam moments are taken over, Adam's lr becomes this config's
+        outer_lr, and the next meta-step uses this config."""
+        mine, theirs = _trajectory_fields(asdict(self.config), retuned), _trajectory_fields(state["config"], retuned)
         if mine != theirs:
             changed = sorted(k for k in mine if mine[k] != theirs.get(k))
             raise ValueError(f"this state belongs to a discovery run with another config (differs in "
                              f"{', '.join(changed)}); resume with the config it was saved under")
         self.encoder.load_state_dict(state["encoder"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(state["optimizer"])  # restores the saved lr too
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.outer_lr
         self.steps, self.wall_s = state["steps"], state["wall_s"]
 
 
-def _trajectory_fields(config: dict) -> dict:
+def _trajectory_fields(config: dict, retuned: tuple[str, ...] = ()) -> dict:
     """The config fields that shape the run's trajectory: a resumed run may extend meta_steps or
-    change its quick evaluation, nothing else."""
-    return {k: v for k, v in config.items() if k != "meta_steps" and not k.startswith("quick_eval")}
+    change its quick evaluation (and the `retuned` fields), nothing else."""
+    return {k: v for k, v in config.items()
+            if k != "meta_steps" and not k.startswith("quick_eval") and k not in retuned}
 
 
 @dataclass(frozen=True)
