@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import pyarrow.fs
 import ray
 import torch
 from ray import tune
@@ -228,8 +229,15 @@ class SweepCallback(tune.Callback):
                               inputs=[dataclasses.asdict(i) for i in done.inputs])
         if not self.keep_checkpoints:
             drop_checkpoints(trial)
+        trial.last_result.pop("outcome", None)  # exported files: the driver keeps no per-trial payload
         self.finished += 1
         print(f"[{self.finished}/{self.total}] {info.run_name}  {done.line}", flush=True)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        """Keep a trial's newest checkpoint only. Tune's own `num_to_keep` would do it, but forces a
+        snapshot of the whole experiment (every trial's state) at each trial checkpoint: a cost per trial
+        that grows with the sweep."""
+        drop_checkpoints(trial, keep=checkpoint.path)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.log.finish(self.adapter.describe(trial.config["trial"]).key, failed=True)
@@ -241,11 +249,18 @@ class SweepCallback(tune.Callback):
                 drop_checkpoints(trial)
 
 
-def drop_checkpoints(trial) -> None:
-    """A recorded trial's checkpoints are dead weight (~90 MB for an MLP pair): delete them."""
+def drop_checkpoints(trial, keep: str | None = None) -> None:
+    """Delete a trial's checkpoints (a recorded trial's are dead weight: ~90 MB for an MLP pair), all
+    but the one at `keep` when given."""
     storage = trial.storage
+    fs = storage.storage_filesystem
     try:
-        storage.storage_filesystem.delete_dir(storage.trial_fs_path)
+        if keep is None:
+            fs.delete_dir(storage.trial_fs_path)
+            return
+        for info in fs.get_file_info(pyarrow.fs.FileSelector(storage.trial_fs_path)):
+            if info.base_name.startswith("checkpoint_") and info.base_name != Path(keep).name:
+                fs.delete_dir(info.path)
     except (OSError, FileNotFoundError):
         pass  # already gone, or never written (a trial shorter than checkpoint_every)
 
@@ -262,9 +277,8 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
     failure and checkpoint settings of `sweep` (any spec with `resources`, `concurrency`,
     `max_failures`, `checkpoint_every`, `device`, `sweep_dir`); `files` are their input files."""
     # MLflow and the record are the logs: no per-trial CSV/JSON/TensorBoard files, and no warnings
-    # from Tune's result grid about their absence or about the snapshot forced by num_to_keep.
+    # from Tune's result grid about their absence.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = USER_PENDING or str(min(count, sweep.concurrency or 200))
     connect(address)
@@ -290,8 +304,7 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
         run_config=tune.RunConfig(
             name=f"{sweep.name}-{int(time.time())}", storage_path=sweep.storage or str(Path(sweep.sweep_dir) / "tune"),
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every,
-                                                    num_to_keep=None if shares else 1),
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every),
             callbacks=[SweepCallback(adapter, record, log, total, total - count, shares),
                        *(callbacks or [])],
             verbose=0),

@@ -4,7 +4,7 @@
 exports its backbone's state dict. `discovery:` (optional) holds DiscoveryConfig fields of a
 discovery sweep run on every pretrained backbone: arch, width and backbone_ckpt come from the
 pretraining, the backbone is frozen (only the projection to h_dim learns) and sees pixels in
-[0, 1] as in pretraining. `score:` and `steps_per_report` are the discovery spec's. So pretrain ->
+[0, 1] as in pretraining. `score:`, `search:` and `steps_per_report` are the discovery spec's. So pretrain ->
 discover -> score is one spec and one command, every sweep in one MLflow experiment.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from orchestrator.specs.io import SpecError, apply_override, build, digest, grid
 BACKBONE = "backbone.pt"
 # Discovery fields the pretraining decides: the backbone's architecture, its weights, what it sees.
 DERIVED = ("arch", "width", "backbone_ckpt")
-DISCOVERY_KEYS = ("discovery", "score", "steps_per_report")
+DISCOVERY_KEYS = ("discovery", "score", "search", "steps_per_report")
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class PretrainTrialSpec:
 def _discover(data: dict, configs: tuple[SimCLRConfig, ...], origin: str) -> DiscoverySpec | None:
     """The discovery sweep's template (backbone_ckpt filled in per backbone by follow_ups)."""
     raw = data.pop("discovery", None)
-    rest = {k: data.pop(k) for k in ("score", "steps_per_report") if k in data}
+    rest = {k: data.pop(k) for k in DISCOVERY_KEYS[1:] if k in data}
     if raw is None:
         if rest:
             raise SpecError(f"{origin}: {', '.join(rest)}: only with a discovery: section (what to discover on "
@@ -140,7 +140,7 @@ def pretrain_spec_data(spec: PretrainSpec) -> dict:
     if spec.discover is not None:
         found = discovery_spec_data(spec.discover)
         data["discovery"] = {k: v for k, v in found["discovery"].items() if k not in DERIVED}
-        data.update({k: found[k] for k in ("score", "steps_per_report") if found.get(k) is not None})
+        data.update({k: found[k] for k in DISCOVERY_KEYS[1:] if found.get(k) is not None})
     return data
 
 

@@ -124,15 +124,20 @@ class Tracker:
             self.client.delete_run(old)
         run = self.client.create_run(self.experiment_id, run_name=run_name,
                                      tags={**(tags or {}), "mlflow.parentRunId": parent_id, KEY_TAG: key})
-        self.client.log_batch(run.info.run_id, params=[Param(k, _text(v)[:6000]) for k, v in sorted(params.items())])
+        if params:
+            self.log_batch(run.info.run_id, [], params)
         return run.info.run_id
 
-    def log_metrics(self, run_id: str, metrics: dict, step: int, timestamp_ms: int | None = None) -> None:
-        now = timestamp_ms or int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)]
-        if batch:
-            self.client.log_batch(run_id, metrics=batch)
+    def log_batch(self, run_id: str, batch: list, params: dict | None = None) -> None:
+        """Metrics of several steps ([metrics, step, timestamp ms] each) and `params`, in as few writes as
+        MLflow's batch limit allows (1,000 metrics, 100 params a call)."""
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), ts or now, step) for m, step, ts in batch for k, v in m.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)]
+        params = [Param(k, _text(v)[:6000]) for k, v in sorted((params or {}).items())]
+        while metrics or params:
+            self.client.log_batch(run_id, metrics=metrics[:1000], params=params[:100])
+            metrics, params = metrics[1000:], params[100:]
 
     def log_inputs(self, run_id: str, inputs: list[dict]) -> None:
         """Each input (name, digest, source) as a training dataset of the run: MLflow's UI lists it,

@@ -25,6 +25,9 @@ OUTBOX = "mlflow-outbox"
 # writes in its outbox, so each request may fail fast (a user's own settings win).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+# A trial's metrics wait in memory up to this long, then go to MLflow as one log_batch (its params in the
+# first): a short trial costs a few MLflow writes whatever its epochs, a long one still shows progress.
+FLUSH_S = 10.0
 
 
 class SweepLog:
@@ -39,6 +42,9 @@ class SweepLog:
         self.earlier: dict[str, list[str]] = {}  # key -> unfinished runs of earlier attempts
         self.starts: dict[str, dict] = {}  # key -> its start op, for the outbox header
         self.started: set[str] = set()  # trials this driver started
+        self.waiting: dict[str, list] = {}  # key -> [metrics, step, ts] not yet written
+        self.since: dict[str, float] = {}  # key -> when its oldest waiting metrics came
+        self.params_due: dict[str, dict] = {}  # key -> params to write with its next metrics
         self.down_until, self.warned, self.missed = 0.0, False, False
         self.flush()
 
@@ -49,15 +55,32 @@ class SweepLog:
             return
         self.started.add(key)
         self.starts[key] = {"op": "start", "name": run_name, "params": params, "tags": tags or {}}
+        self.params_due[key] = params
         self._write(key, self.starts[key])
 
     def metrics(self, key: str, metrics: dict, step: int) -> None:
-        self._write(key, {"op": "metrics", "metrics": metrics, "step": step, "ts": int(time.time() * 1000)})
+        """Metrics of `step`; a trial's are batched (written at least every FLUSH_S and when it ends)."""
+        if key == PARENT:
+            self._write(key, self._batch(key, [[metrics, step, int(time.time() * 1000)]]))
+            return
+        self.waiting.setdefault(key, []).append([metrics, step, int(time.time() * 1000)])
+        self.since.setdefault(key, time.monotonic())
+        if time.monotonic() - self.since[key] >= FLUSH_S:
+            self._write(key, self._batch(key))
+
+    def _batch(self, key: str, extra: list = ()) -> dict:
+        """One metrics op: the key's waiting metrics, then `extra`, with its params if not yet written."""
+        self.since.pop(key, None)
+        op = {"op": "metrics", "batch": self.waiting.pop(key, []) + list(extra)}
+        params = self.params_due.pop(key, None)
+        return {**op, "params": params} if params else op
 
     def artifacts(self, key: str, paths, folder: str | None = None) -> None:
         self._write(key, {"op": "artifacts", "paths": [str(p) for p in paths], "folder": folder})
 
     def finish(self, key: str, failed: bool = False) -> None:
+        if self.waiting.get(key) or key in self.params_due:
+            self._write(key, self._batch(key))
         self._write(key, {"op": "finish", "failed": failed})
 
     def finish_trial(self, key: str, metrics: dict, step: int, artifacts, record: Callable[[], None],
@@ -65,9 +88,8 @@ class SweepLog:
         """A finished trial: its final writes are kept in the outbox, then `record()` writes its record
         row, then the writes go to MLflow. A driver killed anywhere in between loses nothing.
         `inputs`: the labels it trained on (name, digest, source), as MLflow dataset inputs."""
-        ts = int(time.time() * 1000)
         self._append(key, {"op": "inputs", "inputs": list(inputs)},
-                     {"op": "metrics", "metrics": metrics, "step": step, "ts": ts},
+                     self._batch(key, [[metrics, step, int(time.time() * 1000)]]),
                      {"op": "artifacts", "paths": [str(p) for p in artifacts], "folder": None},
                      {"op": "finish", "failed": False})
         record()
@@ -185,13 +207,16 @@ class SweepLog:
         if op["op"] == "start":
             # replaces: the trial's runs of killed drivers, and one an outbox replay made for it just now
             replaces = self.earlier.pop(key, []) + ([self.ids[key]] if key in self.ids else [])
-            self.ids[key] = t.start_child(self.ids[PARENT], op["name"], op["params"], key, replaces=replaces,
+            # params still due go with the trial's first metrics (one write less); a replay writes them here
+            params = {} if key in self.params_due else op["params"]
+            self.ids[key] = t.start_child(self.ids[PARENT], op["name"], params, key, replaces=replaces,
                                           tags=op.get("tags") or {})
             self.starts[key] = {k: op.get(k) for k in ("op", "name", "params", "tags")}
         elif op["op"] == "inputs":
             t.log_inputs(self.ids[key], op["inputs"])
         elif op["op"] == "metrics":
-            t.log_metrics(self.ids[key], op["metrics"], op["step"], op.get("ts"))
+            batch = op["batch"] if "batch" in op else [[op["metrics"], op["step"], op.get("ts")]]
+            t.log_batch(self.ids[key], batch, op.get("params") or {})
         elif op["op"] == "artifacts":
             t.log_artifacts(self.ids[key], [p for p in op["paths"] if Path(p).exists()], op.get("folder"))
         elif op["op"] == "finish":
