@@ -16,7 +16,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pyarrow.fs
 import ray
@@ -28,9 +28,11 @@ from ray.tune.search import Searcher
 from orchestrator.trials.actor_data import LOADS
 from orchestrator.trials.api import INPUT_ERRORS
 from orchestrator.trials.registry import ADAPTERS, Adapter
-from orchestrator.tracking.mlflow_runs import RUN_TAG
 from orchestrator.tracking.record import Record
-from orchestrator.tracking.sweep_log import SweepLog
+from orchestrator.tracking.tags import RUN_TAG
+
+if TYPE_CHECKING:  # trial actors import this module: MLflow stays out of them (~2 s of each start)
+    from orchestrator.tracking.sweep_log import SweepLog
 
 STATE_FILE = "state.pt"
 # Tune keeps only one trial pending for a custom search algorithm (two with a concurrency limit);
@@ -236,8 +238,10 @@ class SweepCallback(tune.Callback):
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         """Keep a trial's newest checkpoint only. Tune's own `num_to_keep` would do it, but forces a
         snapshot of the whole experiment (every trial's state) at each trial checkpoint: a cost per trial
-        that grows with the sweep."""
-        drop_checkpoints(trial, keep=checkpoint.path)
+        that grows with the sweep. A PBT population keeps them all: an exploit restores the checkpoint its
+        donor had at the decision, which may not be the donor's newest by then."""
+        if not self.keep_checkpoints:
+            drop_checkpoints(trial, keep=checkpoint.path)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.log.finish(self.adapter.describe(trial.config["trial"]).key, failed=True)

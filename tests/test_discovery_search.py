@@ -6,11 +6,11 @@ import dataclasses
 import json
 import math
 
-import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
 
+from orchestrator.tracking.record import Record
 from orchestrator.cli import main
 from orchestrator.specs.discovery import load_discovery_spec
 from orchestrator.specs.discovery_search import DiscoverySearch
@@ -115,9 +115,9 @@ def test_a_real_pbt_search_records_each_trial_once_with_its_schedule(tmp_path, t
     spec = pbt_spec(tmp_path, tiny_dataset_tar)
     assert main(["sweep", str(spec)]) == 0
     trials = load_discovery_spec(spec).trials()
-    files = sorted((tmp_path / "runs" / "pbt" / "record").glob("*.parquet"))
-    assert sorted(f.stem for f in files) == sorted(t.key for t in trials)  # once each, under its starting key
-    rows = [pq.read_table(f).to_pylist()[0] for f in files]
+    table = Record(tmp_path / "runs" / "pbt").table()  # one row per key: check there are no others
+    assert table.num_rows == len(trials) and sorted(table.column("key").to_pylist()) == sorted(t.key for t in trials)
+    rows = table.to_pylist()
     schedules = [json.loads(r["schedule"]) for r in rows]
     exploited = [(r, s) for r, s in zip(rows, schedules) if len(s) > 1]
     assert exploited, schedules  # quantile 0.5 of 2: the worse one copies the better at its decisions

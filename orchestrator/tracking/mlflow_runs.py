@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from orchestrator.specs.io import digest
+from orchestrator.tracking.tags import KEY_TAG
 
 PARENT_FILE = "mlflow.json"
 # The store's first use narrates its schema migration at INFO; a sweep's output has no use for it.
@@ -34,8 +35,6 @@ def default_artifact_root(uri: str) -> str | None:
     return None
 
 
-KEY_TAG = "taskdisc.key"  # a child run's trial key: what makes "one run per trial" checkable
-RUN_TAG = "taskdisc.run"  # a child run's full name (its MLflow name is short enough for the runs table)
 KIND_TAG = "mlflow.experimentKind"
 # MLflow's UI reads a shared view (sort, columns) from an experiment tag named by the view's key. Sorting
 # by a metric also lists child runs flat instead of folded under their parent: the trials come first.

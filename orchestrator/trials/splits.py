@@ -12,7 +12,6 @@ from trainables.splits import split_summary
 from trainables.splits.training import sample_images, split_run, training_labels
 
 from orchestrator.trials.actor_data import actor_images
-from orchestrator.results.plots import split_samples_figure
 from orchestrator.trials.split_build import build_split
 from orchestrator.specs.splits import SplitTrialSpec
 from orchestrator.specs.io import to_plain
@@ -90,6 +89,7 @@ class SplitAdapter:
         t = SplitTrialSpec.from_config(trial)
         r = outcome["result"]
         row = split_row(t, r, outcome["summary"])
+        from orchestrator.results.plots import split_samples_figure  # driver side only: actors skip matplotlib
         figure = split_samples_figure(outcome["samples"], Path(t.sweep_dir) / "figures" / f"{t.key}.png",
                                       f"{t.run_name}: test acc {row['test_acc']:.3f}")
         agreement = "" if math.isnan(r["agreement"]) else f"  agreement={r['agreement']:.3f}"

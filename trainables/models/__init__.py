@@ -11,10 +11,19 @@ import torch.nn as nn
 
 from .mlp import MLP
 from .resnet import cifar_resnet18
-from .resnet50 import resnet50, resnet50_cifar
 from .vit import ViT
 
 Constructor = Callable[..., nn.Module]
+
+
+def resnet50(**kwargs) -> nn.Module:
+    from .resnet50 import resnet50 as build  # torchvision's import costs seconds: only when built
+    return build(**kwargs)
+
+
+def resnet50_cifar(**kwargs) -> nn.Module:
+    from .resnet50 import resnet50_cifar as build
+    return build(**kwargs)
 
 MODELS: dict[str, Constructor] = {
     "resnet18": cifar_resnet18,

@@ -19,9 +19,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from lightly.loss import NTXentLoss
-from lightly.models.modules import SimCLRProjectionHead
-from lightly.transforms import SimCLRTransform
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -80,6 +77,10 @@ class SimCLRRun:
     """A backbone trained by SimCLR on the AS training part of `dataset` (never its AS holdout)."""
 
     def __init__(self, dataset: ImageDataset, config: SimCLRConfig, device: torch.device | str = "cpu"):
+        # lightly (and torchvision with it) is imported here: trials of other kinds skip its seconds of import
+        from lightly.loss import NTXentLoss
+        from lightly.models.modules import SimCLRProjectionHead
+        from lightly.transforms import SimCLRTransform
         self.dataset, self.config, self.device = dataset, config, torch.device(device)
         retain_freed_memory(self.device)
         shape = dataset.image_shape
