@@ -231,7 +231,8 @@ def _fields(args) -> int:
     from orchestrator.specs.discovery_search import DiscoverySearch
     from orchestrator.specs.pretrain import PretrainSpec
     from orchestrator.specs.randnet import RandomNetSpec
-    from orchestrator.specs.agreement import DatasetSpec, Resources, SweepSpec, TaskSet, Tracking
+    from orchestrator.specs.agreement import DatasetSpec, Resources, SweepSpec, Tracking
+    from orchestrator.specs.task_sets import TaskSet
     from orchestrator.specs.fidelity import Fidelity
     from orchestrator.specs.search import Search
     from orchestrator.specs.splits import SplitFollowUp, SplitPlan, SplitSweepSpec

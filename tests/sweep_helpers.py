@@ -26,6 +26,11 @@ def tiny_spec(tmp_path: Path, data: Path, name: str = "tiny", **overrides) -> Pa
         "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
         "output_dir": str(tmp_path / "runs"),
     }
+    return write_spec(tmp_path, name, spec, overrides)
+
+
+def write_spec(tmp_path: Path, name: str, spec: dict, overrides: dict) -> Path:
+    """`spec` with `overrides` (dotted keys, e.g. 'protocol.epochs') written to `tmp_path/<name>.yaml`."""
     for key, value in overrides.items():
         node = spec
         *parents, last = key.split(".")

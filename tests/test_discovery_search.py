@@ -8,13 +8,13 @@ import math
 
 import pytest
 import torch
-import yaml
 
 from orchestrator.tracking.record import Record
 from orchestrator.cli import main
 from orchestrator.specs.discovery import load_discovery_spec
 from orchestrator.specs.discovery_search import DiscoverySearch
 from orchestrator.trials.discovery import DiscoveryRunner
+from sweep_helpers import write_spec
 from test_discovery_sweep import TINY_DISCOVERY
 
 POPULATION = {**TINY_DISCOVERY, "meta_steps": 14, "quick_eval_every": 4, "quick_eval_tasks": 1, "quick_eval_epochs": 1,
@@ -26,16 +26,7 @@ def pbt_spec(tmp_path, data, name="pbt", **overrides):
             "steps_per_report": 2, "resources": {"cpus": 1}, "output_dir": str(tmp_path / "runs"),
             "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
             "search": {"scheduler": "pbt", "perturbation_interval": 4, "quantile_fraction": 0.5}}
-    for key, value in overrides.items():
-        node = spec
-        *parents, last = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    return write_spec(tmp_path, name, spec, overrides)
 
 
 CASES = [

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +17,11 @@ from trainables.config import ConfigError, param
 from trainables.data import HOLDOUT_RULE
 from trainables.discovery import DiscoveryConfig, build_encoder
 from trainables.discovery.backbone import load_backbone, read_backbone
+from trainables.sources import content_key
 from trainables.tasks import file_version
 
-from orchestrator.specs.agreement import (DatasetSpec, SweepBase, SweepSpec, TaskSet, task_sets, checked_data,
-                                          resolve_paths, task_sets_data)
+from orchestrator.specs.agreement import DatasetSpec, SweepBase, SweepSpec, checked_data, resolve_paths
+from orchestrator.specs.task_sets import TaskSet, task_sets, task_sets_data
 from orchestrator.specs.discovery_search import OBJECTIVE, DiscoverySearch
 from orchestrator.specs.grids import grid, grid_of, protocol_grid
 from orchestrator.specs.indices import parse_indices, parse_seeds
@@ -194,12 +194,8 @@ def _resolved(config: DiscoveryConfig, origin: str) -> DiscoveryConfig:
 
 @functools.lru_cache(maxsize=64)
 def file_digest(path: str, version: tuple) -> str:
-    """sha256 of a file's bytes (16 hex); `version` (size, mtime) makes a rewritten file a new entry."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    """The file's content key (16 hex), hashed once per `version` (size, mtime) of it."""
+    return content_key(Path(path))[:16]
 
 
 def _score(raw, origin: str) -> ScoreSpec | None:

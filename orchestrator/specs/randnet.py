@@ -16,7 +16,8 @@ from trainables.config import param
 from trainables.data import is_image_tree
 from trainables.splits import RandomNetConfig
 
-from orchestrator.specs.agreement import DatasetSpec, SweepBase, TaskSet, checked_data, resolve_paths
+from orchestrator.specs.agreement import DatasetSpec, SweepBase, checked_data, resolve_paths
+from orchestrator.specs.task_sets import TaskSet
 from orchestrator.specs.grids import grid, grid_of
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 from orchestrator.specs.splits import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up

@@ -16,7 +16,8 @@ from trainables.config import param
 from trainables.protocol import Protocol
 from trainables.splits.training import LABELS
 
-from orchestrator.specs.agreement import DatasetSpec, SweepBase, TaskSet, checked_data, resolve_paths, task_sets
+from orchestrator.specs.agreement import DatasetSpec, SweepBase, checked_data, resolve_paths
+from orchestrator.specs.task_sets import TaskSet, task_sets
 from orchestrator.specs.grids import grid_of, protocol_grid
 from orchestrator.specs.indices import parse_indices, parse_seeds
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain

@@ -16,7 +16,7 @@ from trainables.splits import (SplitError, TrainTestSplit, adversarial_split, ch
 from trainables.splits.files import NO_TARGET, read_splits, write_splits
 from trainables.tasks import TaskError, TaskLabels, make_task
 
-from orchestrator.specs.agreement import TaskSet
+from orchestrator.specs.task_sets import TaskSet
 from orchestrator.specs.io import SpecError
 
 
