@@ -127,8 +127,10 @@ def _run_missing(adapter: str, spec, sweep_dir: Path, record: Record, log: Sweep
     if todo:
         from orchestrator.sweep import fit  # Ray is imported only when there is something to run
         files = {p: Path(p).read_bytes() for p in inputs}
-        fit(adapter, (t.to_config() for t in spec.iter_trials() if t.key not in done), todo, files, spec, record,
-            log, total, address, callbacks)
+        from orchestrator.tracking.writer import writing_beside
+        with writing_beside(log):
+            fit(adapter, (t.to_config() for t in spec.iter_trials() if t.key not in done), todo, files, spec,
+                record, log, total, address, callbacks)
         record.compact()
     keys = {t.key for t in spec.iter_trials()}
     return [r for r in record.rows() if r["key"] in keys]

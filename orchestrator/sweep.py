@@ -79,6 +79,7 @@ class TrialActor(tune.Trainable):
 
     def _begin(self, config: dict) -> None:
         torch.set_num_threads(max(1, int(config["threads"])))
+        self.every = config["checkpoint_every"]
         self.error, self.runner = None, None
         device, self.notice = trial_device(config["device"])
         try:
@@ -100,6 +101,10 @@ class TrialActor(tune.Trainable):
         if self.runner.done:
             metrics["outcome"] = self.runner.outcome()
             metrics["done"] = True
+        elif self.every and (self.iteration + 1) % self.every == 0:
+            # asked here, not by Tune's checkpoint_frequency, which also saves at a trial's last step: a
+            # finished trial's checkpoint is never read (its record row is what a resume trusts)
+            metrics["should_checkpoint"] = True
         return metrics
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
@@ -194,10 +199,17 @@ class SweepCallback(tune.Callback):
         self.adapter, self.record, self.log = adapter, record, log
         self.total, self.finished = total, done_before
         self.notices: set[str] = set()
+        self.described: dict = {}  # trial id -> TrialInfo of running trials
         self.keep_checkpoints = keep_checkpoints  # another trial may still restore from a finished one's
 
+    def _info(self, trial):
+        """The trial's description, built once per trial (from its config: a few ms each) and dropped when it ends."""
+        if trial.trial_id not in self.described:
+            self.described[trial.trial_id] = self.adapter.describe(trial.config["trial"])
+        return self.described[trial.trial_id]
+
     def on_trial_start(self, iteration, trials, trial, **info):
-        info = self.adapter.describe(trial.config["trial"])
+        info = self._info(trial)
         self.log.start(info.key, info.short_name, info.params, {**info.tags, RUN_TAG: info.run_name})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -205,19 +217,18 @@ class SweepCallback(tune.Callback):
         if notice and notice not in self.notices:
             self.notices.add(notice)
             print(f"taskdisc: notice: {notice}", flush=True)
-        key = self.adapter.describe(trial.config["trial"]).key
+        key = self._info(trial).key
         if "error" in result.get("outcome", {}):
             return
         for step, metrics in self.adapter.progress(result):
             self.log.metrics(key, metrics, step=step)
         note = self.adapter.note(trial.config["trial"], result)
         if note and not result.get("done"):
-            print(f"[{self.finished}/{self.total}] {self.adapter.describe(trial.config['trial']).run_name}  {note}",
-                  flush=True)
+            print(f"[{self.finished}/{self.total}] {self._info(trial).run_name}  {note}", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         config, outcome = trial.config["trial"], trial.last_result.get("outcome")
-        info = self.adapter.describe(config)
+        info = self.described.pop(trial.trial_id, None) or self.adapter.describe(config)
         if outcome is not None and "error" in outcome:
             self.log.finish(info.key, failed=True)
             print(f"[failed] {info.run_name}: {outcome['error']} (bad input: not retried)", flush=True)
@@ -244,8 +255,9 @@ class SweepCallback(tune.Callback):
             drop_checkpoints(trial, keep=checkpoint.path)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.log.finish(self.adapter.describe(trial.config["trial"]).key, failed=True)
-        print(f"[failed] {self.adapter.describe(trial.config['trial']).run_name}: see {trial.local_path}", flush=True)
+        info = self.described.pop(trial.trial_id, None) or self.adapter.describe(trial.config["trial"])
+        self.log.finish(info.key, failed=True)
+        print(f"[failed] {info.run_name}: see {trial.local_path}", flush=True)
 
     def on_experiment_end(self, trials, **info):
         if self.keep_checkpoints:
@@ -292,7 +304,10 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
     shares = bool(kind and kind.shares_checkpoints)
     trainable = tune.with_resources(tune.with_parameters(TrialActor, files=files),
                                     {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus})
-    constants = {"adapter": adapter_name, "device": sweep.device, "threads": max(1, int(sweep.resources.cpus))}
+    # PBT restores a donor's checkpoint taken at its last step too: Tune's own frequency there
+    every = 0 if shares else sweep.checkpoint_every
+    constants = {"adapter": adapter_name, "device": sweep.device, "threads": max(1, int(sweep.resources.cpus)),
+                 "checkpoint_every": every}
     if shares:
         space, feed, samples = {"trial": tune.grid_search(list(trials)), **constants}, None, 1
     else:
@@ -308,7 +323,7 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
         run_config=tune.RunConfig(
             name=f"{sweep.name}-{int(time.time())}", storage_path=sweep.storage or str(Path(sweep.sweep_dir) / "tune"),
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every),
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every if shares else 0),
             callbacks=[SweepCallback(adapter, record, log, total, total - count, shares),
                        *(callbacks or [])],
             verbose=0),
