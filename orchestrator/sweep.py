@@ -102,8 +102,8 @@ class TrialActor(tune.Trainable):
             metrics["outcome"] = self.runner.outcome()
             metrics["done"] = True
         elif self.every and (self.iteration + 1) % self.every == 0:
-            # asked here, not by Tune's checkpoint_frequency, which also saves at a trial's last step: a
-            # finished trial's checkpoint is never read (its record row is what a resume trusts)
+            # asked here, not by Tune's checkpoint_frequency, which also saves at a trial's last step (as does
+            # its checkpoint_at_end): a finished trial's checkpoint is never read, its record row is
             metrics["should_checkpoint"] = True
         return metrics
 
@@ -323,7 +323,8 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
         run_config=tune.RunConfig(
             name=f"{sweep.name}-{int(time.time())}", storage_path=sweep.storage or str(Path(sweep.sweep_dir) / "tune"),
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every if shares else 0),
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every if shares else 0,
+                                                    checkpoint_at_end=shares),
             callbacks=[SweepCallback(adapter, record, log, total, total - count, shares),
                        *(callbacks or [])],
             verbose=0),
