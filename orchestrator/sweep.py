@@ -25,6 +25,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 from ray.tune.search import Searcher
 
+from orchestrator.actor_pool import pool_gate, wait_for_pool
 from orchestrator.trials.actor_data import LOADS
 from orchestrator.trials.api import INPUT_ERRORS
 from orchestrator.trials.registry import ADAPTERS, Adapter
@@ -70,7 +71,8 @@ class TrialActor(tune.Trainable):
     trial; they are written once into this actor's folder, so no node needs the driver's disk.
     """
 
-    def setup(self, config: dict, files: dict[str, bytes] | None = None) -> None:
+    def setup(self, config: dict, files: dict[str, bytes] | None = None, gate=None) -> None:
+        self.gate = gate  # this actor's first step waits for the pool (`actor_pool.py`)
         self.cache: dict = {}
         self.inputs = Path(tempfile.mkdtemp(prefix=f"{INPUTS_PREFIX}{os.getpid()}-"))
         remove_orphans(self.inputs.parent)
@@ -88,6 +90,9 @@ class TrialActor(tune.Trainable):
             self.error = str(e)
 
     def step(self) -> dict:
+        if self.gate is not None:
+            wait_for_pool(self.gate)
+            self.gate = None
         if self.error is not None:
             return {"done": True, "outcome": {"error": self.error}}
         try:
@@ -302,7 +307,8 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
     name, options = sweep.scheduler_config() or (None, {})
     kind = SCHEDULERS[name] if name else None
     shares = bool(kind and kind.shares_checkpoints)
-    trainable = tune.with_resources(tune.with_parameters(TrialActor, files=files),
+    gate = pool_gate(count, sweep.concurrency, sweep.resources.cpus, sweep.resources.gpus)
+    trainable = tune.with_resources(tune.with_parameters(TrialActor, files=files, gate=gate),
                                     {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus})
     # PBT restores a donor's checkpoint taken at its last step too: Tune's own frequency there
     every = 0 if shares else sweep.checkpoint_every
