@@ -9,7 +9,10 @@
    training, over N), the driver's peak memory growth during the sweep, the dataset loads per
    actor, the time `taskdisc results` takes on the sweep folder (a new process) and the time of the
    MLflow calls behind the runs page and behind listing every child run of the sweep. Then each
-   size's overhead per trial as a ratio to the smallest size's.
+   size's overhead per trial as a ratio to the smallest size's, and the marginal overhead per trial
+   between consecutive sizes (the difference of their total overheads over the difference of their
+   trials): a sweep's fixed start and end (Ray, the actors, the writer process, figures) cancel out, so
+   a per-trial cost that grows with the sweep shows as a growing marginal.
 """
 from __future__ import annotations
 
@@ -98,6 +101,11 @@ def main() -> None:
     base = sizes[0]
     print("overhead per trial against the sweep's size: " + ", ".join(
         f"{n}: {o * 1e3:.1f} ms ({o / overheads[base]:.2f}x)" for n, o in overheads.items()))
+    marginal = {(a, b): (overheads[b] * b - overheads[a] * a) / (b - a) for a, b in zip(sizes, sizes[1:])}
+    if marginal:
+        first = next(iter(marginal.values()))
+        print("marginal overhead per trial: " + ", ".join(
+            f"{a}->{b}: {m * 1e3:.1f} ms ({m / first:.2f}x)" for (a, b), m in marginal.items()))
 
 
 def agreement_sweep(n: int, folder: Path, data: Path, profile: bool = False) -> float:

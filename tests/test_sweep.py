@@ -159,6 +159,34 @@ def test_trial_resumes_from_checkpoint_after_worker_death(tmp_path, tiny_dataset
         assert rows[0][field] == clean[0][field], field
 
 
+class TrialsSeen(tune.Callback):
+    """Which actors ran trials, the iterations checkpoints were taken at, and what Tune kept of each trial."""
+
+    def __init__(self):
+        self.pids, self.checkpoints, self.kept = set(), [], []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.pids.add(result["pid"])
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self.checkpoints.append(trial.last_result["training_iteration"])
+
+    def on_experiment_end(self, trials, **info):
+        self.kept = [trial.run_metadata.metric_analysis for trial in trials]
+
+
+def test_short_trials_fill_the_actor_pool_and_leave_no_final_checkpoint(tmp_path, tiny_dataset_tar, ray_address):
+    seen = TrialsSeen()
+    spec = load_spec(tiny_spec(tmp_path, tiny_dataset_tar, name="pool", **{"tasks": {"random": "0-7"},
+                                                                          "protocol.epochs": 2}))
+    assert len(run_sweep(spec, callbacks=[seen])) == 8
+    assert len(seen.pids) == 2  # both slots in use, though a trial is shorter than an actor's start
+    assert seen.checkpoints == [1] * 8  # every checkpoint_every=1 epochs, but none at a trial's end
+    assert seen.kept == [{}] * 8  # Tune's running statistics of a finished trial are dropped
+    _, children = child_runs(spec.tracking.uri, "pool")  # written by the writer process
+    assert len(children) == 8 and {r.info.status for r in children} == {"FINISHED"}
+
+
 def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path, tiny_dataset_tar, ray_address, capsys):
     spec_path = tiny_spec(tmp_path, tiny_dataset_tar, name="resume", **{"protocol.epochs": 15,
                           "tasks": {"random": "0-7"}})

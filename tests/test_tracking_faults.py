@@ -164,3 +164,55 @@ def test_record_compacts_into_segments_and_reads_each_key_once(tmp_path, monkeyp
     (record.segments_dir / "000001.parquet").write_text("garbage")  # k3, k4, k5
     with pytest.warns(UserWarning, match="000001.parquet is unreadable"):
         assert Record(tmp_path).done_keys() == {"k0", "k1", "k2", "k6"}
+
+
+def test_writer_process_side_applies_complete_lines_as_the_driver_appends(tmp_path):
+    """The two halves of a sweep's log: the driver appends (`deferred`), a writer applies what is complete."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "runs" / "s"
+    driver = open_log(sweep_dir, uri)
+    driver.deferred = True
+    writer = open_log(sweep_dir, uri, replay=False)
+    driver.start("a", "s__a", {"seed": 0})
+    driver.finish(PARENT)
+    for epoch in (1, 2):
+        driver.metrics("a", {"train/loss_0": 1.0 / epoch}, step=epoch)
+    path = sweep_dir / "mlflow-outbox" / "a.jsonl"
+    with open(path, "a") as f:  # half a line, as a driver caught mid-write leaves it
+        f.write('{"op": "metr')
+    writer.advance(final=False)
+    (run,) = child_runs(uri, "s")[1]
+    assert run.info.status == "RUNNING" and path.is_file()  # started; the metrics wait in the driver's memory
+    with open(path, "a") as f:
+        f.write('ics", "batch": []}\n')
+    recorded = []
+    driver.finish_trial("a", {"eval/agreement": 0.75}, 2, [], record=lambda: recorded.append("a"), inputs=INPUTS)
+    assert recorded == ["a"] and path.is_file()  # the record waits for nobody; MLflow's copy is on disk
+    writer.advance(final=False)
+    assert not path.is_file()  # applied up to the trial's finish, so gone
+    writer.advance(final=True)
+    assert_one_finished_run_per_trial(uri, ["a"])
+
+
+def test_a_writer_killed_mid_trial_leaves_one_run_per_trial(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "runs" / "s"
+    driver = open_log(sweep_dir, uri)
+    driver.deferred = True
+    writer = open_log(sweep_dir, uri, replay=False)
+    driver.start("a", "s__a", {"seed": 0})
+    driver.metrics("a", {"train/loss_0": 1.0}, step=1)
+    driver.finish("a")  # an ended trial ...
+    writer.advance(final=False)  # ... whose writes the writer applies up to the finish, then dies (no final pass)
+    driver.start("b", "s__b", {"seed": 0})
+    driver.finish(PARENT)
+    writer.advance(final=False)  # the run of b is made; its outbox file still has a start with no run id
+    del writer
+    assert [r.data.tags[KEY_TAG] for r in child_runs(uri, "s")[1]].count("b") == 1
+    recorded = []
+    rerun = open_log(sweep_dir, uri)  # the next driver replays b's file: its half-made run is replaced
+    trial(rerun, "b", recorded)
+    parents, children = child_runs(uri, "s")
+    assert sorted(r.data.tags[KEY_TAG] for r in children) == ["a", "b"]
+    b = next(r for r in children if r.data.tags[KEY_TAG] == "b")
+    assert b.info.status == "FINISHED" and b.data.metrics["eval/agreement"] == 0.75

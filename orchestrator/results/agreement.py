@@ -7,18 +7,18 @@ import math
 import warnings
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.results.confidence import Estimate, difference, set_estimates, task_scores
-from orchestrator.results.fidelity import fidelity_table, write_fidelity
-from orchestrator.results.plots import agreement_figures
-from trainables.tasks import TaskError
-
-from orchestrator.specs.agreement import SweepSpec
 from orchestrator.specs.io import SpecError
-from orchestrator.tracking.sweep_log import PARENT, SweepLog
+from orchestrator.tracking.tags import PARENT
+
+if TYPE_CHECKING:  # `taskdisc results` reads a record: no MLflow, torch or matplotlib to import for that
+    from orchestrator.specs.agreement import SweepSpec
+    from orchestrator.tracking.sweep_log import SweepLog
 
 
 def summarize(rows: list[dict], top: int = 5, compare: tuple[str, str] | None = None) -> str:
@@ -113,6 +113,7 @@ def write_tables(rows: list[dict], scores: list[dict], out_dir: Path) -> list[Pa
 
 def finish_sweep(spec: SweepSpec, rows: list[dict], log: SweepLog, complete: bool) -> None:
     """Write the results table and figures into the sweep folder and onto the parent run."""
+    from orchestrator.results.plots import agreement_figures
     out_dir = Path(spec.sweep_dir)
     rows, stopped = finished(rows)
     if stopped:
@@ -131,6 +132,7 @@ def finish_sweep(spec: SweepSpec, rows: list[dict], log: SweepLog, complete: boo
 
 
 def fidelity_files(spec: SweepSpec, rows: list[dict], out_dir: Path, log: SweepLog) -> list[Path]:
+    from orchestrator.results.fidelity import fidelity_table, write_fidelity
     """The fidelity study's table, report and figure, and each candidate's numbers on the parent run."""
     points = {t.key: t.point for t in spec.iter_trials()}
     table = fidelity_table(rows, points, spec.fidelity.read_epochs)
@@ -148,6 +150,7 @@ def task_pictures(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path
     failed sweep, if the data is gone by now)."""
     from orchestrator.results.task_pictures import sweep_task_pictures
     from orchestrator.specs.preflight import driver_dataset
+    from trainables.tasks import TaskError
     try:
         return sweep_task_pictures(driver_dataset(spec.dataset, spec.name), rows, out_dir)
     except (SpecError, TaskError, ValueError) as e:

@@ -5,12 +5,15 @@ import csv
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestrator.results.plots import plt
-from orchestrator.tracking.sweep_log import PARENT, SweepLog
+from orchestrator.tracking.tags import PARENT
+
+if TYPE_CHECKING:
+    from orchestrator.tracking.sweep_log import SweepLog
 
 TABLE_COLUMNS = ("target", "labels", "group", "split_index", "seed", "train_size", "test_size", "test_acc",
                  "agreement")
@@ -72,6 +75,7 @@ def write_split_tables(rows: list[dict], out_dir: Path) -> list[Path]:
 
 
 def accuracy_figure(rows: list[dict], out_dir: Path) -> list[Path]:
+    from orchestrator.results.plots import plt
     """Per label set: mean test accuracy per target, one bar per split family, with the spread over
     splits and seeds as error bars and chance as a line."""
     paths = []

@@ -23,6 +23,10 @@ from trainables.config import allowed, violates
 MAX_INT = 2**31 - 1
 
 
+# libyaml's safe loader where PyYAML has it: a saved spec of a 10,000-trial sweep lists every index
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class SpecError(ValueError):
     """A spec, override or file is invalid; str(e) is the one-line message for the user."""
 
@@ -32,7 +36,7 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise SpecError(f"{path}: no such file; give the path of a YAML spec (see specs/)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not a text file; give the path of a YAML spec (see specs/)") from None
     except yaml.YAMLError as e:

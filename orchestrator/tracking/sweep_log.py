@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from orchestrator.tracking.mlflow_runs import KEY_TAG, Tracker
-
-PARENT = "__sweep__"
+from orchestrator.tracking.tags import PARENT
 OUTBOX = "mlflow-outbox"
 # MLflow's HTTP client retries for minutes by default; a sweep's log retries itself, then keeps the
 # writes in its outbox, so each request may fail fast (a user's own settings win).
@@ -168,9 +167,10 @@ class SweepLog:
             tracker = self._retried(lambda: Tracker(self.uri, self.experiment))
             self.ids[PARENT] = self._retried(lambda: tracker.parent_run(self.sweep_dir, self.name, self.params,
                                                                         self.spec_file))
-            # a waiting key's run named in its outbox goes on; its other runs are replaced when it starts
+            # a waiting key's run named in its outbox goes on; its other runs are replaced when it starts.
+            # A finished run is its trial's record row's (MLflow's finish follows the row): it stays.
             goes_on = {self._header_run(k) for k in self.pending()}
-            for run in self._retried(lambda: tracker.children(self.ids[PARENT])):
+            for run in self._retried(lambda: tracker.children(self.ids[PARENT], unfinished=True)):
                 key = run.data.tags.get(KEY_TAG)  # runs of trials that start again are replaced then
                 if key and run.info.run_id not in goes_on:
                     self.earlier.setdefault(key, []).append(run.info.run_id)
