@@ -71,8 +71,14 @@ def trivial_sweep(n: int, reuse: bool, storage: str) -> float:
 
 
 class LoadCounter(tune.Callback):
+    """Dataset loads per actor, and the driver's memory when the last trial has ended (before the results)."""
+
     def __init__(self):
         self.loads_by_pid: dict[int, int] = {}
+        self.rss_at_end = 0.0
+
+    def on_experiment_end(self, trials, **info):
+        self.rss_at_end = rss_mb()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         r = trial.last_result
@@ -124,8 +130,9 @@ def agreement_sweep(n: int, folder: Path, data: Path, profile: bool = False) -> 
     overhead = (wall - training) / len(rows)
     print(f"agreement sweep, {len(rows)} tiny trials incl. MLflow + record: {wall / len(rows) * 1e3:.0f} ms/trial "
           f"wall, training {training / len(rows) * 1e3:.0f} ms, overhead {overhead * 1e3:.1f} ms; dataset loads: "
-          f"{sum(counter.loads_by_pid.values())} in {len(counter.loads_by_pid)} actors; driver peak RSS "
-          f"{memory.peak:.0f} MB, {memory.peak - memory.before:+.0f} MB during the sweep", flush=True)
+          f"{sum(counter.loads_by_pid.values())} in {len(counter.loads_by_pid)} actors; driver RSS "
+          f"{counter.rss_at_end - memory.before:+.0f} MB when the last trial ended, peak {memory.peak:.0f} MB, "
+          f"{memory.peak - memory.before:+.0f} MB during the sweep (results and figures included)", flush=True)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "orchestrator", "results", str(spec.sweep_dir)], check=True,
                    capture_output=True, cwd=folder, env=dict(os.environ, PYTHONPATH=str(REPO)))

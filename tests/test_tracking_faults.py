@@ -15,6 +15,7 @@ from orchestrator.tracking.mlflow_runs import KEY_TAG
 from orchestrator.tracking.record import Record
 from orchestrator.tracking.sweep_lock import sweep_lock
 from orchestrator.tracking.sweep_log import PARENT, SweepLog
+from orchestrator.tracking.writer import writing_beside
 from sweep_helpers import REPO, child_runs, tiny_spec
 
 
@@ -166,13 +167,18 @@ def test_record_compacts_into_segments_and_reads_each_key_once(tmp_path, monkeyp
         assert Record(tmp_path).done_keys() == {"k0", "k1", "k2", "k6"}
 
 
-def test_writer_process_side_applies_complete_lines_as_the_driver_appends(tmp_path):
-    """The two halves of a sweep's log: the driver appends (`deferred`), a writer applies what is complete."""
+def driver_and_writer(tmp_path):
+    """A sweep's log as during a sweep: the driver's half (appends only) and the writer process's half."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep_dir = tmp_path / "runs" / "s"
     driver = open_log(sweep_dir, uri)
     driver.deferred = True
-    writer = open_log(sweep_dir, uri, replay=False)
+    return uri, sweep_dir, driver, open_log(sweep_dir, uri, replay=False)
+
+
+def test_writer_process_side_applies_complete_lines_as_the_driver_appends(tmp_path):
+    """The two halves of a sweep's log: the driver appends (`deferred`), a writer applies what is complete."""
+    uri, sweep_dir, driver, writer = driver_and_writer(tmp_path)
     driver.start("a", "s__a", {"seed": 0})
     driver.finish(PARENT)
     for epoch in (1, 2):
@@ -195,11 +201,7 @@ def test_writer_process_side_applies_complete_lines_as_the_driver_appends(tmp_pa
 
 
 def test_a_writer_killed_mid_trial_leaves_one_run_per_trial(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    sweep_dir = tmp_path / "runs" / "s"
-    driver = open_log(sweep_dir, uri)
-    driver.deferred = True
-    writer = open_log(sweep_dir, uri, replay=False)
+    uri, sweep_dir, driver, writer = driver_and_writer(tmp_path)
     driver.start("a", "s__a", {"seed": 0})
     driver.metrics("a", {"train/loss_0": 1.0}, step=1)
     driver.finish("a")  # an ended trial ...
@@ -216,3 +218,20 @@ def test_a_writer_killed_mid_trial_leaves_one_run_per_trial(tmp_path):
     assert sorted(r.data.tags[KEY_TAG] for r in children) == ["a", "b"]
     b = next(r for r in children if r.data.tags[KEY_TAG] == "b")
     assert b.info.status == "FINISHED" and b.data.metrics["eval/agreement"] == 0.75
+
+
+@pytest.mark.parametrize("command", [None, ["/no/such/python"], [sys.executable, "-c", "raise SystemExit(3)"]],
+                         ids=["writer", "no-process", "writer-dies"])
+def test_what_a_sweep_logs_beside_its_writer_process_reaches_mlflow(tmp_path, monkeypatch, capsys, command):
+    if command:
+        monkeypatch.setattr("orchestrator.tracking.writer.COMMAND", command)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log = open_log(tmp_path / "runs" / "s", uri)
+    recorded = []
+    with writing_beside(log):
+        for key in ("a", "b"):
+            trial(log, key, recorded)
+    log.finish(PARENT)
+    assert log.flush() == 0 and recorded == ["a", "b"]
+    assert_one_finished_run_per_trial(uri, ["a", "b"])
+    assert ("notice" in capsys.readouterr().out) == bool(command)  # a missing or dead writer is said, not fatal

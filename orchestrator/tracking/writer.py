@@ -21,6 +21,7 @@ from pathlib import Path
 
 POLL_S = 0.2  # how often the outbox is read while the sweep runs
 REPO = Path(__file__).resolve().parents[2]
+COMMAND = [sys.executable, "-m", "orchestrator.tracking.writer"]
 
 
 @contextlib.contextmanager
@@ -28,20 +29,26 @@ def writing_beside(log):
     """Run the block with `log` deferred and a writer process applying its ops; afterwards `log` is
     direct again and holds no stale view of the runs the writer made."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    # its own session: a Ctrl-C stops the sweep, and the writer still applies what the sweep wrote
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.tracking.writer"], stdin=subprocess.PIPE, env=env,
-                            start_new_session=True, text=True)
-    proc.stdin.write(json.dumps({"sweep_dir": str(log.sweep_dir), "uri": log.uri, "experiment": log.experiment,
-                                 "name": log.name, "params": log.params, "spec_file": str(log.spec_file),
-                                 "backoff_s": list(log.backoff_s), "down_s": log.down_s}) + "\n")
-    proc.stdin.flush()
+    config = {"sweep_dir": str(log.sweep_dir), "uri": log.uri, "experiment": log.experiment, "name": log.name,
+              "params": log.params, "spec_file": str(log.spec_file), "backoff_s": list(log.backoff_s),
+              "down_s": log.down_s}
+    try:  # its own session: a Ctrl-C stops the sweep, and the writer still applies what the sweep wrote
+        proc = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, env=env, start_new_session=True, text=True)
+        proc.stdin.write(json.dumps(config) + "\n")
+        proc.stdin.flush()
+    except OSError as e:  # no process to be had: the driver writes to MLflow itself, as it does outside sweeps
+        print(f"taskdisc: notice: no MLflow writer process ({e}); the driver writes to MLflow itself", flush=True)
+        yield
+        return
     log.deferred = True
     try:
         yield
     finally:
         log.deferred = False
         proc.stdin.close()
-        proc.wait()
+        if proc.wait() != 0:
+            print(f"taskdisc: notice: the MLflow writer process exited with {proc.returncode}; the driver "
+                  "writes what it left", flush=True)
         if log.pending():  # the writer left some: find its runs again before replaying them here
             log.reconnect()
 
