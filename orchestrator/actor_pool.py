@@ -48,6 +48,12 @@ def pool_gate(trials: int, concurrency: int | None, cpus: float, gpus: float):
     return PoolGate.remote(size) if size > 1 else None
 
 
+def close_gate(gate) -> None:
+    """End the gate's actor with its sweep (a driver runs many sweeps: tests, follow-ups)."""
+    if gate is not None:
+        ray.kill(gate)
+
+
 def wait_for_pool(gate) -> None:
     if gate is not None:
         ray.get(gate.arrive.remote(GATE_S))

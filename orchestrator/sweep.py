@@ -25,7 +25,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 from ray.tune.search import Searcher
 
-from orchestrator.actor_pool import pool_gate, wait_for_pool
+from orchestrator.actor_pool import close_gate, pool_gate, wait_for_pool
 from orchestrator.trials.actor_data import LOADS
 from orchestrator.trials.api import INPUT_ERRORS
 from orchestrator.trials.registry import ADAPTERS, Adapter
@@ -330,20 +330,24 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
         space, feed, samples = {"trial": tune.grid_search(list(trials)), **constants}, None, 1
     else:
         space, feed, samples = None, TrialFeed(trials, constants), count
-    tune.Tuner(
-        trainable,
-        param_space=space,
-        tune_config=tune.TuneConfig(
-            search_alg=feed, num_samples=samples, reuse_actors=True, max_concurrent_trials=sweep.concurrency,
-            scheduler=kind.cls(**options) if kind else None,
-            trial_name_creator=lambda t: adapter.describe(t.config["trial"]).run_name,
-            trial_dirname_creator=lambda t: adapter.describe(t.config["trial"]).key),
-        run_config=tune.RunConfig(
-            name=f"{sweep.name}-{int(time.time())}", storage_path=sweep.storage or str(Path(sweep.sweep_dir) / "tune"),
-            failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every if shares else 0,
-                                                    checkpoint_at_end=shares),
-            callbacks=[SweepCallback(adapter, record, log, total, total - count, shares),
-                       *(callbacks or [])],
-            verbose=0),
-    ).fit()
+    try:
+        tune.Tuner(
+            trainable,
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                search_alg=feed, num_samples=samples, reuse_actors=True, max_concurrent_trials=sweep.concurrency,
+                scheduler=kind.cls(**options) if kind else None,
+                trial_name_creator=lambda t: adapter.describe(t.config["trial"]).run_name,
+                trial_dirname_creator=lambda t: adapter.describe(t.config["trial"]).key),
+            run_config=tune.RunConfig(
+                name=f"{sweep.name}-{int(time.time())}",
+                storage_path=sweep.storage or str(Path(sweep.sweep_dir) / "tune"),
+                failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every if shares else 0,
+                                                        checkpoint_at_end=shares),
+                callbacks=[SweepCallback(adapter, record, log, total, total - count, shares),
+                           *(callbacks or [])],
+                verbose=0),
+        ).fit()
+    finally:
+        close_gate(gate)

@@ -73,6 +73,16 @@ def test_fidelity_table_from_rows():
     assert fast["mean_abs_diff"] == pytest.approx(0.04) and fast["max_abs_diff"] == pytest.approx(0.05)
     assert fast["separation_kept"] == pytest.approx((0.8 - 0.62) / (0.85 - 0.6))
     assert read["spearman"] == pytest.approx(0.5) and read["cost"] == pytest.approx(1 / 3)
+    assert not any(name.startswith("reference") for name in table)  # one seed: no seed-noise row
+
+    # A second seed of the reference gives the floor a one-pair candidate is measured against.
+    seed1 = [{**r, "key": r["key"] + "-s1", "seed": 1, "agreement": r["agreement"] + d}
+             for r, d in zip(rows[:3], (0.0, 0.15, 0.01))]
+    table = {r["candidate"]: r for r in fidelity_table(rows + seed1, {r["key"]: r["key"].split("-")[0]
+                                                                     for r in rows + seed1}, ())}
+    noise = table["reference seed 1 vs 0"]
+    assert noise["spearman"] == pytest.approx(0.5) and noise["max_abs_diff"] == pytest.approx(0.15)
+    assert noise["cost"] == 1 and table["fast"]["tasks"] == 3
 
 
 @pytest.mark.slow

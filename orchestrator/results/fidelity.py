@@ -77,6 +77,19 @@ def fidelity_table(rows: list[dict], points: dict[str, str], read_epochs: tuple[
         means = task_means(rs)
         if set(means) == set(ref_means):  # a candidate still missing tasks is left out until it has them all
             out.append({"candidate": name, **compare(ref_means, means, sum(r["wall_s"] for r in rs) / ref_wall)})
+    return out + seed_noise(reference)
+
+
+def seed_noise(reference: list[dict]) -> list[dict]:
+    """The reference against itself: its first seed's scores against each other seed's. A one-pair candidate
+    closer to the reference than this is as close as another pair of the reference itself would be."""
+    seeds = sorted({r["seed"] for r in reference})
+    first = task_means([r for r in reference if r["seed"] == seeds[0]])
+    out = []
+    for s in seeds[1:]:
+        other = task_means([r for r in reference if r["seed"] == s])
+        if set(other) == set(first):
+            out.append({"candidate": f"reference seed {s} vs {seeds[0]}", **compare(first, other, 1.0)})
     return out
 
 

@@ -110,7 +110,8 @@ class Tracker:
         """Every active child run of `parent_id` (only those not FINISHED: `unfinished`), page by page (a
         sweep may have many thousands: listing 5,000 takes ~17 s here, their unfinished ones a query)."""
         runs, token = [], None
-        where = f"tags.mlflow.parentRunId = '{parent_id}'" + (" and attributes.status != 'FINISHED'" if unfinished else "")
+        where = f"tags.mlflow.parentRunId = '{parent_id}'"
+        where += " and attributes.status != 'FINISHED'" if unfinished else ""
         while True:
             page = self.client.search_runs([self.experiment_id], where, max_results=5000, page_token=token)
             runs += list(page)
