@@ -1,4 +1,5 @@
-"""Ray Tune, behind one module: the generic trial actor, the driver-side callback, `fit`.
+"""Ray Tune, behind one module: schedulers, the trial feed, the driver-side callback, `fit` (the generic
+trial actor Tune runs is in `trial_actor.py`).
 
 What a trial does is an adapter's business (`trials/`: agreement, discovery, splits, randnet): plain Python
 with a worker side (`start` -> a runner with step/done/state_dict/load_state_dict/outcome)
@@ -8,38 +9,30 @@ Actors are reused across trials and keep their dataset on their device.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
-import shutil
-import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import pyarrow.fs
 import ray
-import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 from ray.tune.search import Searcher
 
-from orchestrator.actor_pool import close_gate, pool_gate, wait_for_pool
-from orchestrator.trials.actor_data import LOADS
-from orchestrator.trials.api import INPUT_ERRORS
+from orchestrator.actor_pool import close_gate, pool_gate
+from orchestrator.trial_actor import TrialActor
 from orchestrator.trials.registry import ADAPTERS, Adapter
 from orchestrator.tracking.record import Record
 from orchestrator.tracking.tags import RUN_TAG
 
-if TYPE_CHECKING:  # trial actors import this module: MLflow stays out of them (~2 s of each start)
+if TYPE_CHECKING:  # the sweep's log comes in made: MLflow is imported where it is used
     from orchestrator.tracking.sweep_log import SweepLog
 
-STATE_FILE = "state.pt"
 # Tune keeps only one trial pending for a custom search algorithm (two with a concurrency limit);
 # an autoscaler starting GPU workers from zero needs to see the queue, as with Tune's own grids.
 USER_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
-INPUTS_PREFIX = "taskdisc-inputs-"  # + the actor's pid: folders of dead actors are found and removed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,111 +55,6 @@ class KeyedPBT(PopulationBasedTraining):
 
 
 SCHEDULERS = {"asha": SchedulerKind(ASHAScheduler, False), "pbt": SchedulerKind(KeyedPBT, True)}
-
-
-class TrialActor(tune.Trainable):
-    """Runs one trial of `config['adapter']`; keeps `self.cache` (the dataset) across trials.
-
-    `files` (driver path -> bytes, through Ray's object store) are the input files of every
-    trial; they are written once into this actor's folder, so no node needs the driver's disk.
-    """
-
-    def setup(self, config: dict, files: dict[str, bytes] | None = None, gate=None) -> None:
-        self.gate = gate  # this actor's first step waits for the pool (`actor_pool.py`)
-        self.cache: dict = {}
-        self.inputs = Path(tempfile.mkdtemp(prefix=f"{INPUTS_PREFIX}{os.getpid()}-"))
-        remove_orphans(self.inputs.parent)
-        self.files = materialize(files or {}, self.inputs)
-        self._begin(config)
-
-    def _begin(self, config: dict) -> None:
-        torch.set_num_threads(max(1, int(config["threads"])))
-        self.every = config["checkpoint_every"]
-        self.error, self.runner = None, None
-        device, self.notice = trial_device(config["device"])
-        try:
-            self.runner = ADAPTERS[config["adapter"]].start(config["trial"], device, self.cache, self.files)
-        except INPUT_ERRORS as e:  # bad input fails the same way on every retry: report it, do not raise
-            self.error = str(e)
-
-    def step(self) -> dict:
-        if self.gate is not None:
-            wait_for_pool(self.gate)
-            self.gate = None
-        if self.error is not None:
-            return {"done": True, "outcome": {"error": self.error}}
-        try:
-            metrics = self.runner.step()
-        except INPUT_ERRORS as e:
-            self.runner = None
-            return {"done": True, "outcome": {"error": str(e)}}
-        metrics["data/loads"] = self.cache.get(LOADS, 0)
-        if self.notice:  # once per trial; the driver prints each distinct notice once
-            metrics["notice"], self.notice = self.notice, None
-        if self.runner.done:
-            metrics["outcome"] = self.runner.outcome()
-            metrics["done"] = True
-        elif self.every and (self.iteration + 1) % self.every == 0:
-            # asked here, not by Tune's checkpoint_frequency, which also saves at a trial's last step (as does
-            # its checkpoint_at_end): a finished trial's checkpoint is never read, its record row is
-            metrics["should_checkpoint"] = True
-        return metrics
-
-    def save_checkpoint(self, checkpoint_dir: str) -> None:
-        if self.runner is not None:  # None: the trial ended on bad input, nothing to resume
-            torch.save(self.runner.state_dict(), os.path.join(checkpoint_dir, STATE_FILE))
-
-    def load_checkpoint(self, checkpoint_dir: str) -> None:
-        if self.runner is not None:
-            self.runner.load_state_dict(torch.load(os.path.join(checkpoint_dir, STATE_FILE), weights_only=True,
-                                               map_location=self.runner.device))
-
-    def reset_config(self, new_config: dict) -> bool:
-        self._begin(new_config)
-        return True
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.inputs, ignore_errors=True)
-
-
-def trial_device(requested: str) -> tuple[str, str | None]:
-    """The device a trial trains on here, and a notice when it is not the one asked for. Ray hands out
-    GPUs it was told about (`--num-gpus`, a node type's resources), not ones CUDA can see: a trial given a
-    GPU on a node without CUDA (a CPU-only torch, a missing driver, a test cluster) trains on the CPU."""
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        return "cpu", (f"{socket.gethostname()} has no CUDA (torch {torch.__version__}): trials given a GPU "
-                       "there train on its CPU, much slower")
-    return requested, None
-
-
-def remove_orphans(folder: Path) -> None:
-    """Delete input folders of actors that died without cleanup (SIGKILL, a lost node's restart)."""
-    for path in folder.glob(f"{INPUTS_PREFIX}*-*"):
-        pid = path.name[len(INPUTS_PREFIX):].split("-")[0]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, another user's
-    return True
-
-
-def materialize(files: dict[str, bytes], folder: Path) -> dict[str, str]:
-    """Write each file under `folder`, keeping files of one source folder together (a task
-    table finds its test-image sibling by name); returns driver path -> local path."""
-    local = {}
-    for path, data in files.items():
-        target = folder / hashlib.sha256(str(Path(path).parent).encode()).hexdigest()[:12] / Path(path).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        local[path] = str(target)
-    return local
 
 
 class TrialFeed(Searcher):
@@ -204,17 +92,23 @@ class SweepCallback(tune.Callback):
         self.adapter, self.record, self.log = adapter, record, log
         self.total, self.finished = total, done_before
         self.notices: set[str] = set()
-        self.described: dict = {}  # trial id -> TrialInfo of running trials
+        self.described: dict = {}  # trial id -> TrialInfo of live trials
         self.keep_checkpoints = keep_checkpoints  # another trial may still restore from a finished one's
 
-    def _info(self, trial):
-        """The trial's description, built once per trial (from its config: a few ms each) and dropped when it ends."""
+    def info(self, trial):
+        """The trial's description, built once per trial (from its config: a few ms each; Tune's name and
+        folder for it come from here too) and dropped when it ends (`_last_info`)."""
         if trial.trial_id not in self.described:
             self.described[trial.trial_id] = self.adapter.describe(trial.config["trial"])
         return self.described[trial.trial_id]
 
+    def _last_info(self, trial):
+        info = self.info(trial)
+        del self.described[trial.trial_id]
+        return info
+
     def on_trial_start(self, iteration, trials, trial, **info):
-        info = self._info(trial)
+        info = self.info(trial)
         self.log.start(info.key, info.short_name, info.params, {**info.tags, RUN_TAG: info.run_name})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -222,18 +116,18 @@ class SweepCallback(tune.Callback):
         if notice and notice not in self.notices:
             self.notices.add(notice)
             print(f"taskdisc: notice: {notice}", flush=True)
-        key = self._info(trial).key
+        key = self.info(trial).key
         if "error" in result.get("outcome", {}):
             return
         for step, metrics in self.adapter.progress(result):
             self.log.metrics(key, metrics, step=step)
         note = self.adapter.note(trial.config["trial"], result)
         if note and not result.get("done"):
-            print(f"[{self.finished}/{self.total}] {self._info(trial).run_name}  {note}", flush=True)
+            print(f"[{self.finished}/{self.total}] {self.info(trial).run_name}  {note}", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         config, outcome = trial.config["trial"], trial.last_result.get("outcome")
-        info = self.described.pop(trial.trial_id, None) or self.adapter.describe(config)
+        info = self._last_info(trial)
         if outcome is not None and "error" in outcome:
             self.log.finish(info.key, failed=True)
             print(f"[failed] {info.run_name}: {outcome['error']} (bad input: not retried)", flush=True)
@@ -260,7 +154,7 @@ class SweepCallback(tune.Callback):
             drop_checkpoints(trial, keep=checkpoint.path)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        info = self.described.pop(trial.trial_id, None) or self.adapter.describe(trial.config["trial"])
+        info = self._last_info(trial)
         self.log.finish(info.key, failed=True)
         lighten(trial)
         print(f"[failed] {info.run_name}: see {trial.local_path}", flush=True)
@@ -330,6 +224,7 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
         space, feed, samples = {"trial": tune.grid_search(list(trials)), **constants}, None, 1
     else:
         space, feed, samples = None, TrialFeed(trials, constants), count
+    callback = SweepCallback(adapter, record, log, total, total - count, shares)
     try:
         tune.Tuner(
             trainable,
@@ -337,16 +232,15 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
             tune_config=tune.TuneConfig(
                 search_alg=feed, num_samples=samples, reuse_actors=True, max_concurrent_trials=sweep.concurrency,
                 scheduler=kind.cls(**options) if kind else None,
-                trial_name_creator=lambda t: adapter.describe(t.config["trial"]).run_name,
-                trial_dirname_creator=lambda t: adapter.describe(t.config["trial"]).key),
+                trial_name_creator=lambda t: callback.info(t).run_name,
+                trial_dirname_creator=lambda t: callback.info(t).key),
             run_config=tune.RunConfig(
                 name=f"{sweep.name}-{int(time.time())}",
                 storage_path=sweep.storage or str(Path(sweep.sweep_dir) / "tune"),
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                 checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every if shares else 0,
                                                         checkpoint_at_end=shares),
-                callbacks=[SweepCallback(adapter, record, log, total, total - count, shares),
-                           *(callbacks or [])],
+                callbacks=[callback, *(callbacks or [])],
                 verbose=0),
         ).fit()
     finally:

@@ -20,7 +20,7 @@ from ray import tune
 from orchestrator.cli import main
 from orchestrator.tracking.record import Record
 from orchestrator.specs.agreement import load_spec
-from orchestrator.sweep import INPUTS_PREFIX, materialize, remove_orphans, trial_device
+from orchestrator.trial_actor import INPUTS_PREFIX, materialize, remove_orphans, trial_device
 from orchestrator.trials.agreement import AgreementAdapter
 from orchestrator.launch import run_sweep
 from sweep_helpers import REPO, child_runs, cli, tiny_spec
