@@ -12,7 +12,9 @@
    size's overhead per trial as a ratio to the smallest size's, and the marginal overhead per trial
    between consecutive sizes (the difference of their total overheads over the difference of their
    trials): a sweep's fixed start and end (Ray, the actors, the writer process, figures) cancel out, so
-   a per-trial cost that grows with the sweep shows as a growing marginal.
+   a per-trial cost that grows with the sweep shows as a growing marginal. The overhead per trial while
+   trials ran (from the first trial's start to the last one's end) leaves the fixed start and end out
+   too, and is printed with them.
 """
 from __future__ import annotations
 
@@ -71,16 +73,22 @@ def trivial_sweep(n: int, reuse: bool, storage: str) -> float:
 
 
 class LoadCounter(tune.Callback):
-    """Dataset loads per actor, and the driver's memory when the last trial has ended (before the results)."""
+    """Dataset loads per actor, when the first trial started and the last one ended, and the driver's
+    memory then (before the results)."""
 
     def __init__(self):
         self.loads_by_pid: dict[int, int] = {}
         self.rss_at_end = 0.0
+        self.first_start = self.last_end = None
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.first_start = self.first_start or time.perf_counter()
 
     def on_experiment_end(self, trials, **info):
         self.rss_at_end = rss_mb()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self.last_end = time.perf_counter()
         r = trial.last_result
         self.loads_by_pid[r["pid"]] = max(self.loads_by_pid.get(r["pid"], 0), r["data/loads"])
 
@@ -103,10 +111,13 @@ def main() -> None:
             print(f"trivial trainable, 2 CPUs: {per_trial * 1e3:.0f} ms/trial {'with' if reuse else 'without'} "
                   f"actor reuse ({n} trials)", flush=True)
     data = write_tiny_imagefolder(tmp / "tiny.tar.gz")
-    overheads = {n: agreement_sweep(n, tmp / f"n{n}", data, args.profile) for n in sizes}
+    measured = {n: agreement_sweep(n, tmp / f"n{n}", data, args.profile) for n in sizes}
+    overheads = {n: total for n, (total, _) in measured.items()}
     base = sizes[0]
     print("overhead per trial against the sweep's size: " + ", ".join(
         f"{n}: {o * 1e3:.1f} ms ({o / overheads[base]:.2f}x)" for n, o in overheads.items()))
+    print("overhead per trial while trials ran: " + ", ".join(
+        f"{n}: {o * 1e3:.1f} ms ({o / measured[base][1]:.2f}x)" for n, (_, o) in measured.items()))
     marginal = {(a, b): (overheads[b] * b - overheads[a] * a) / (b - a) for a, b in zip(sizes, sizes[1:])}
     if marginal:
         first = next(iter(marginal.values()))
@@ -114,8 +125,9 @@ def main() -> None:
             f"{a}->{b}: {m * 1e3:.1f} ms ({m / first:.2f}x)" for (a, b), m in marginal.items()))
 
 
-def agreement_sweep(n: int, folder: Path, data: Path, profile: bool = False) -> float:
-    """Run a sweep of `n` tiny trials in `folder`, print its costs, return its overhead per trial (s)."""
+def agreement_sweep(n: int, folder: Path, data: Path, profile: bool = False) -> tuple[float, float]:
+    """Run a sweep of `n` tiny trials in `folder`, print its costs, return its overhead per trial (s) over
+    the whole sweep and while trials ran."""
     spec = load_spec(tiny_spec(folder, data, name="overhead", **{
         "tasks": {"random": f"0-{n - 1}"}, "protocol.epochs": 1, "protocol.width": 0.0625}))
     counter, memory = LoadCounter(), PeakRSS()
@@ -128,8 +140,14 @@ def agreement_sweep(n: int, folder: Path, data: Path, profile: bool = False) -> 
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
     training = sum(r["wall_s"] for r in rows) / 2  # two trials run at once
     overhead = (wall - training) / len(rows)
+    # Between the first trial's start and the last one's end: the sweep's fixed start (Ray, actors, the
+    # pool, the writer) and end (results, figures) left out.
+    running = counter.last_end - counter.first_start
+    steady = (running - training) / len(rows)
     print(f"agreement sweep, {len(rows)} tiny trials incl. MLflow + record: {wall / len(rows) * 1e3:.0f} ms/trial "
-          f"wall, training {training / len(rows) * 1e3:.0f} ms, overhead {overhead * 1e3:.1f} ms; dataset loads: "
+          f"wall, training {training / len(rows) * 1e3:.0f} ms, overhead {overhead * 1e3:.1f} ms; while trials ran: "
+          f"{steady * 1e3:.1f} ms/trial overhead, fixed start "
+          f"{counter.first_start - start:.1f} s and end {wall - (counter.last_end - start):.1f} s; dataset loads: "
           f"{sum(counter.loads_by_pid.values())} in {len(counter.loads_by_pid)} actors; driver RSS "
           f"{counter.rss_at_end - memory.before:+.0f} MB when the last trial ended, peak {memory.peak:.0f} MB, "
           f"{memory.peak - memory.before:+.0f} MB during the sweep (results and figures included)", flush=True)
@@ -154,7 +172,7 @@ def agreement_sweep(n: int, folder: Path, data: Path, profile: bool = False) -> 
     children = tracker.children(parent)
     print(f"MLflow runs page (first 100 runs): {page:.2f} s; every child run of the sweep ({len(children)}): "
           f"{time.perf_counter() - start:.2f} s", flush=True)
-    return overhead
+    return overhead, steady
 
 
 class PeakRSS:

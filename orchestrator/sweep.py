@@ -94,6 +94,7 @@ class SweepCallback(tune.Callback):
         self.notices: set[str] = set()
         self.described: dict = {}  # trial id -> TrialInfo of live trials
         self.keep_checkpoints = keep_checkpoints  # another trial may still restore from a finished one's
+        self.ended = 0  # trials ended since Tune's list was last pruned
 
     def info(self, trial):
         """The trial's description, built once per trial (from its config: a few ms each; Tune's name and
@@ -142,6 +143,7 @@ class SweepCallback(tune.Callback):
         if not self.keep_checkpoints:
             drop_checkpoints(trial)
         lighten(trial)
+        self.ended += 1
         self.finished += 1
         print(f"[{self.finished}/{self.total}] {info.run_name}  {done.line}", flush=True)
 
@@ -157,12 +159,25 @@ class SweepCallback(tune.Callback):
         info = self._last_info(trial)
         self.log.finish(info.key, failed=True)
         lighten(trial)
+        self.ended += 1
         print(f"[failed] {info.run_name}: see {trial.local_path}", flush=True)
+
+    def on_step_end(self, iteration, trials, **info):
+        """Forget ended trials: Tune keeps every trial of a sweep in its list (in memory, ~20 KB each even
+        lightened, in each experiment snapshot, and in loops over the list at every step and scheduling
+        decision), but a sweep resumes from its record, and an ended trial's results are in the record and
+        MLflow. `trials` is Tune's own list; a PBT population keeps its trials (exploits read them)."""
+        if self.ended and not self.keep_checkpoints:
+            trials[:] = [t for t in trials if t.status not in ENDED]
+            self.ended = 0
 
     def on_experiment_end(self, trials, **info):
         if self.keep_checkpoints:
             for trial in trials:
                 drop_checkpoints(trial)
+
+
+ENDED = ("TERMINATED", "ERROR")  # Tune's final trial statuses
 
 
 def lighten(trial) -> None:

@@ -19,6 +19,7 @@ from ray import tune
 
 from orchestrator.cli import main
 from orchestrator.tracking.record import Record
+from orchestrator.tracking.sweep_lock import LOCK_FILE
 from orchestrator.specs.agreement import load_spec
 from orchestrator.trial_actor import INPUTS_PREFIX, materialize, remove_orphans, trial_device
 from orchestrator.trials.agreement import AgreementAdapter
@@ -160,10 +161,11 @@ def test_trial_resumes_from_checkpoint_after_worker_death(tmp_path, tiny_dataset
 
 
 class TrialsSeen(tune.Callback):
-    """Which actors ran trials, the iterations checkpoints were taken at, and what Tune kept of each trial."""
+    """Which actors ran trials, the iterations checkpoints were taken at, what Tune kept of each ended
+    trial, and how many trials Tune still listed at the sweep's end."""
 
     def __init__(self):
-        self.pids, self.checkpoints, self.kept = set(), [], []
+        self.pids, self.checkpoints, self.kept, self.listed_at_end = set(), [], [], None
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.pids.add(result["pid"])
@@ -171,8 +173,11 @@ class TrialsSeen(tune.Callback):
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         self.checkpoints.append(trial.last_result["training_iteration"])
 
+    def on_trial_complete(self, iteration, trials, trial, **info):  # after taskdisc's callback
+        self.kept.append(trial.run_metadata.metric_analysis)
+
     def on_experiment_end(self, trials, **info):
-        self.kept = [trial.run_metadata.metric_analysis for trial in trials]
+        self.listed_at_end = len(trials)
 
 
 def test_short_trials_fill_the_actor_pool_and_leave_no_final_checkpoint(tmp_path, tiny_dataset_tar, ray_address):
@@ -183,6 +188,7 @@ def test_short_trials_fill_the_actor_pool_and_leave_no_final_checkpoint(tmp_path
     assert len(seen.pids) == 2  # both slots in use, though a trial is shorter than an actor's start
     assert seen.checkpoints == [1] * 8  # every checkpoint_every=1 epochs, but none at a trial's end
     assert seen.kept == [{}] * 8  # Tune's running statistics of a finished trial are dropped
+    assert seen.listed_at_end == 0  # and the ended trials themselves: the record and MLflow hold them
     _, children = child_runs(spec.tracking.uri, "pool")  # written by the writer process
     assert len(children) == 8 and {r.info.status for r in children} == {"FINISHED"}
 
@@ -193,13 +199,15 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path, tiny_dataset
     env = dict(os.environ, PYTHONPATH=str(REPO), RAY_ADDRESS=ray_address)
     driver = subprocess.Popen([sys.executable, "-m", "orchestrator", "sweep", str(spec_path)], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    record = Record(tmp_path / "runs" / "resume")
+    record, lock = Record(tmp_path / "runs" / "resume"), tmp_path / "runs" / "resume" / LOCK_FILE
     deadline = time.time() + 240
-    while len(record.done_keys()) < 2 and driver.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert main(["sweep", str(spec_path)]) == 2  # one folder, one driver
+    while not (lock.exists() and f"pid {driver.pid}" in lock.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    assert main(["sweep", str(spec_path)]) == 2  # one folder, one driver (asked while the first one starts)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"pid {driver.pid}" in err[0], err
+    while len(record.done_keys()) < 2 and driver.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
     os.killpg(driver.pid, signal.SIGKILL)  # the lock goes with it: the rerun below takes the folder
     driver.wait()
     done_before = record.done_keys()
