@@ -1,5 +1,5 @@
-"""Ray Tune, behind one module: schedulers, the trial feed, the driver-side callback, `fit` (the generic
-trial actor Tune runs is in `trial_actor.py`).
+"""Ray Tune, behind one module: the trial feed, the driver-side callback, `fit` (the generic trial actor
+Tune runs is in `trial_actor.py`, the schedulers it is given in `schedulers.py`).
 
 What a trial does is an adapter's business (`trials/`: agreement, discovery, splits, randnet): plain Python
 with a worker side (`start` -> a runner with step/done/state_dict/load_state_dict/outcome)
@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Iterator
 import pyarrow.fs
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 from ray.tune.search import Searcher
 
 from orchestrator.actor_pool import close_gate, pool_gate
+from orchestrator.schedulers import DEFAULT, SCHEDULERS
 from orchestrator.trial_actor import TrialActor
 from orchestrator.trials.registry import ADAPTERS, Adapter
 from orchestrator.tracking.record import Record
@@ -33,28 +33,6 @@ if TYPE_CHECKING:  # the sweep's log comes in made: MLflow is imported where it 
 # Tune keeps only one trial pending for a custom search algorithm (two with a concurrency limit);
 # an autoscaler starting GPU workers from zero needs to see the queue, as with Tune's own grids.
 USER_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
-
-
-@dataclasses.dataclass(frozen=True)
-class SchedulerKind:
-    cls: type  # Tune's scheduler class, built from a spec's scheduler_config()
-    # Trials restore from each other's checkpoints (PBT's exploit): every checkpoint is kept until the
-    # sweep ends, and the trials go to Tune up front as its own grid (it refuses a search algorithm).
-    shares_checkpoints: bool
-
-
-class KeyedPBT(PopulationBasedTraining):
-    """Tune's PBT, except that an exploiting trial keeps its own identity. Tune's exploit copies the
-    better trial's whole config; here only `trial.tuned` (the perturbed hyperparameters) comes from
-    it, the rest of `trial` (start config, key, run name) stays the exploiting trial's, so each trial
-    is still recorded once under its own key."""
-
-    def _get_new_config(self, trial, trial_to_clone):
-        config, operations = super()._get_new_config(trial, trial_to_clone)
-        return {**config, "trial": {**trial.config["trial"], "tuned": config["trial"]["tuned"]}}, operations
-
-
-SCHEDULERS = {"asha": SchedulerKind(ASHAScheduler, False), "pbt": SchedulerKind(KeyedPBT, True)}
 
 
 class TrialFeed(Searcher):
@@ -94,7 +72,6 @@ class SweepCallback(tune.Callback):
         self.notices: set[str] = set()
         self.described: dict = {}  # trial id -> TrialInfo of live trials
         self.keep_checkpoints = keep_checkpoints  # another trial may still restore from a finished one's
-        self.ended = 0  # trials ended since Tune's list was last pruned
 
     def info(self, trial):
         """The trial's description, built once per trial (from its config: a few ms each; Tune's name and
@@ -143,7 +120,6 @@ class SweepCallback(tune.Callback):
         if not self.keep_checkpoints:
             drop_checkpoints(trial)
         lighten(trial)
-        self.ended += 1
         self.finished += 1
         print(f"[{self.finished}/{self.total}] {info.run_name}  {done.line}", flush=True)
 
@@ -159,25 +135,12 @@ class SweepCallback(tune.Callback):
         info = self._last_info(trial)
         self.log.finish(info.key, failed=True)
         lighten(trial)
-        self.ended += 1
         print(f"[failed] {info.run_name}: see {trial.local_path}", flush=True)
-
-    def on_step_end(self, iteration, trials, **info):
-        """Forget ended trials: Tune keeps every trial of a sweep in its list (in memory, ~20 KB each even
-        lightened, in each experiment snapshot, and in loops over the list at every step and scheduling
-        decision), but a sweep resumes from its record, and an ended trial's results are in the record and
-        MLflow. `trials` is Tune's own list; a PBT population keeps its trials (exploits read them)."""
-        if self.ended and not self.keep_checkpoints:
-            trials[:] = [t for t in trials if t.status not in ENDED]
-            self.ended = 0
 
     def on_experiment_end(self, trials, **info):
         if self.keep_checkpoints:
             for trial in trials:
                 drop_checkpoints(trial)
-
-
-ENDED = ("TERMINATED", "ERROR")  # Tune's final trial statuses
 
 
 def lighten(trial) -> None:
@@ -226,8 +189,8 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
     connect(address)
     adapter = ADAPTERS[adapter_name]
     name, options = sweep.scheduler_config() or (None, {})
-    kind = SCHEDULERS[name] if name else None
-    shares = bool(kind and kind.shares_checkpoints)
+    kind = SCHEDULERS[name] if name else DEFAULT
+    shares = kind.shares_checkpoints
     gate = pool_gate(count, sweep.concurrency, sweep.resources.cpus, sweep.resources.gpus)
     trainable = tune.with_resources(tune.with_parameters(TrialActor, files=files, gate=gate),
                                     {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus})
@@ -246,7 +209,7 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
             param_space=space,
             tune_config=tune.TuneConfig(
                 search_alg=feed, num_samples=samples, reuse_actors=True, max_concurrent_trials=sweep.concurrency,
-                scheduler=kind.cls(**options) if kind else None,
+                scheduler=kind.cls(**options),
                 trial_name_creator=lambda t: callback.info(t).run_name,
                 trial_dirname_creator=lambda t: callback.info(t).key),
             run_config=tune.RunConfig(

@@ -85,7 +85,7 @@ class SweepBase:
         return ()
 
     def scheduler_config(self) -> tuple[str, dict] | None:
-        """(name in sweep.SCHEDULERS, its keyword arguments), or None: every trial runs to the end."""
+        """(name in schedulers.SCHEDULERS, its keyword arguments), or None: every trial runs to the end."""
         return None
 
     def resumable(self, done: set[str]) -> set[str]:
