@@ -40,7 +40,7 @@ def test_protocol_presets(tmp_path, tiny_dataset_tar):
         spec = load_spec(tiny_spec(tmp_path, tiny_dataset_tar, name="p", protocol={"preset": name, "epochs": 2}))
         assert spec.protocols[0].epochs == 2  # a field beside the preset wins
         assert all(getattr(spec.protocols[0], k) == v for k, v in fields.items() if k != "epochs")
-    with pytest.raises(SpecError, match="protocol.preset='nope' is unknown; presets: quickstart-cpu"):
+    with pytest.raises(SpecError, match="protocol.preset='nope' is unknown; presets: quickstart-cpu, ranking-cpu"):
         load_spec(tiny_spec(tmp_path, tiny_dataset_tar, name="p", protocol={"preset": "nope"}))
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.specs.agreement import load_spec
+from orchestrator.specs.agreement import load_spec, plain_spec
 from orchestrator.specs.indices import parse_indices
 from orchestrator.specs.io import SpecError
 from conftest import needs_cifar10
@@ -98,6 +98,23 @@ def test_grid_overrides_and_deterministic_names(tmp_path):
                                                                   "protocol.epochs=2"]).trials()] == names
     assert len({t.key for t in trials}) == len(trials)
     assert all(p.epochs == 2 for p in spec.protocols)
+
+
+def test_precision_auto_is_bf16_on_a_gpu_and_fp32_elsewhere(tmp_path):
+    assert Protocol().on("cuda:1").precision == "bf16" and Protocol().on("cpu").precision == "fp32"
+    assert Protocol(precision="fp32").on("cuda").precision == "fp32"
+    cpu, gpu = load_spec(write(tmp_path, BASE)), load_spec(write(tmp_path, {**BASE, "resources": {"gpus": 1}}))
+    assert cpu.protocols[0].precision == "fp32" and gpu.protocols[0].precision == "bf16"
+    fp32 = load_spec(write(tmp_path, {**BASE, "protocol": {"arch": "mlp", "precision": "fp32"}}))
+    assert [t.key for t in cpu.trials()] == [t.key for t in fp32.trials()]  # keys of sweeps recorded before auto
+    assert yaml.safe_load(plain_spec(gpu))["protocol"]["precision"] == "bf16"  # the saved spec says what ran
+    both = {**BASE, "protocol": {"arch": "mlp", "precision": ["auto", "bf16"]}, "resources": {"gpus": 1}}
+    with pytest.raises(SpecError, match=r"protocol points #1 and #2 are the same on cuda \(precision auto is bf16"):
+        load_spec(write(tmp_path, both))
+    study = {**BASE, "fidelity": {"candidates": {"bf16": {"precision": "bf16"}}}}
+    assert load_spec(write(tmp_path, study)).protocols[0].precision == "fp32"
+    with pytest.raises(SpecError, match="protocol points reference and bf16 are the same on cuda"):
+        load_spec(write(tmp_path, {**study, "resources": {"gpus": 1}}))
 
 
 def test_paths_are_stored_absolute(tmp_path, monkeypatch):

@@ -45,7 +45,7 @@ def make_optimizer(params, protocol: Protocol, device: torch.device) -> torch.op
 
 
 def autocast(protocol: Protocol, device: torch.device):
-    if protocol.precision == "bf16":
+    if protocol.on(device.type).precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -20,7 +20,7 @@ from trainables.protocol import Protocol
 
 from orchestrator.specs.indices import parse_seeds
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
-from orchestrator.specs.grids import grid_of, protocol_grid
+from orchestrator.specs.grids import grid_of, on_device, protocol_grid
 from orchestrator.specs.fidelity import Fidelity, fidelity_data, parse_fidelity, point_names
 from orchestrator.specs.search import Search
 from orchestrator.specs.task_sets import NAME, NAME_RULE, TaskSet, task_sets, task_sets_data
@@ -130,6 +130,8 @@ class SweepSpec(SweepBase):
 
     def __post_init__(self):
         super().__post_init__()
+        names = point_names(self.fidelity, len(self.protocols))
+        object.__setattr__(self, "protocols", on_device(self.protocols, self.device, names))
         self.search.check_protocols(self.protocols)
 
     def scheduler_config(self) -> tuple[str, dict] | None:

@@ -23,7 +23,7 @@ from trainables.tasks import file_version
 from orchestrator.specs.agreement import DatasetSpec, SweepBase, SweepSpec, checked_data, resolve_paths
 from orchestrator.specs.task_sets import TaskSet, task_sets, task_sets_data
 from orchestrator.specs.discovery_search import OBJECTIVE, DiscoverySearch
-from orchestrator.specs.grids import grid, grid_of, protocol_grid
+from orchestrator.specs.grids import grid, grid_of, on_device, protocol_grid
 from orchestrator.specs.indices import parse_indices, parse_seeds
 from orchestrator.specs.splits import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
@@ -56,6 +56,9 @@ class DiscoverySpec(SweepBase):
     def __post_init__(self):
         super().__post_init__()
         self.search.check_population(self.configs, self.steps_per_report, self.concurrency)
+        if self.score:  # resolved here too, so this spec's saved copy says which precision scored
+            protocols = on_device(self.score.protocols, self.device)
+            object.__setattr__(self, "score", dataclasses.replace(self.score, protocols=protocols))
 
     def scheduler_config(self) -> tuple[str, dict] | None:
         return self.search.scheduler_config()

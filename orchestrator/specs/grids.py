@@ -5,6 +5,7 @@ import itertools
 import json
 from typing import Any
 
+from trainables.config import ConfigError
 from trainables.protocol import PRESETS, Protocol
 
 from orchestrator.specs.io import SpecError, build
@@ -36,3 +37,16 @@ def protocol_grid(raw: Any, origin: str) -> tuple[Protocol, ...]:
             raise SpecError(f"{origin}: protocol.preset={name!r} is unknown; presets: {', '.join(PRESETS)}")
         raw = {**PRESETS[name], **raw}
     return tuple(build(Protocol, point, "protocol", origin) for point in grid(raw))
+
+
+def on_device(protocols: tuple[Protocol, ...], device: str, names: tuple[str, ...] = ()) -> tuple[Protocol, ...]:
+    """The protocol points as they run on `device`, precision auto resolved, before any trial key is made
+    (the saved spec says which precision ran); ConfigError when two points become one there."""
+    out = tuple(p.on(device) for p in protocols)
+    for i, p in enumerate(out):
+        if p in out[:i]:
+            j = out.index(p)
+            a, b = (names[j], names[i]) if names and names[i] else (f"#{j + 1}", f"#{i + 1}")
+            raise ConfigError(f"protocol points {a} and {b} are the same on {device} (precision auto is "
+                              f"{p.precision} there): drop one, or give each its precision")
+    return out

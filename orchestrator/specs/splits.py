@@ -18,7 +18,7 @@ from trainables.splits.training import LABELS
 
 from orchestrator.specs.agreement import DatasetSpec, SweepBase, checked_data, resolve_paths
 from orchestrator.specs.task_sets import TaskSet, task_sets
-from orchestrator.specs.grids import grid_of, protocol_grid
+from orchestrator.specs.grids import grid_of, on_device, protocol_grid
 from orchestrator.specs.indices import parse_indices, parse_seeds
 from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
 
@@ -47,6 +47,10 @@ class SplitSweepSpec(SweepBase):
     protocols: tuple[Protocol, ...] = param((Protocol(),), "training protocol grid points (from `protocol:`)")
     splits: SplitPlan = param(SplitPlan(), "which splits to build and train on (from `splits:`)")
     seeds: tuple[int, ...] = param((0,), "training seeds: one network (or pair) per seed and split")
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "protocols", on_device(self.protocols, self.device))
 
     def iter_trials(self) -> list["SplitTrialSpec"]:
         from orchestrator.trials.split_build import file_positions  # reads the split file once per spec
