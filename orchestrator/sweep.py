@@ -119,7 +119,6 @@ class SweepCallback(tune.Callback):
                               inputs=[dataclasses.asdict(i) for i in done.inputs])
         if not self.keep_checkpoints:
             drop_checkpoints(trial)
-        lighten(trial)
         self.finished += 1
         print(f"[{self.finished}/{self.total}] {info.run_name}  {done.line}", flush=True)
 
@@ -134,24 +133,12 @@ class SweepCallback(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         info = self._last_info(trial)
         self.log.finish(info.key, failed=True)
-        lighten(trial)
         print(f"[failed] {info.run_name}: see {trial.local_path}", flush=True)
 
     def on_experiment_end(self, trials, **info):
         if self.keep_checkpoints:
             for trial in trials:
                 drop_checkpoints(trial)
-
-
-def lighten(trial) -> None:
-    """Drop what Tune keeps of a finished trial beyond its status: its exported files' list and its
-    running statistics of every metric (~150 KB a trial in memory, and in each experiment snapshot).
-    The record and MLflow hold the trial's results; Tune's own result analysis is not used."""
-    trial.last_result.pop("outcome", None)
-    trial.last_result.pop("config", None)
-    trial.run_metadata.metric_analysis = {}
-    trial.run_metadata.metric_n_steps = {}
-    trial.invalidate_json_state()
 
 
 def drop_checkpoints(trial, keep: str | None = None) -> None:
