@@ -45,7 +45,7 @@ def make_optimizer(params, protocol: Protocol, device: torch.device) -> torch.op
 
 
 def autocast(protocol: Protocol, device: torch.device):
-    if protocol.on(device.type).precision == "bf16":
+    if protocol.precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -55,7 +55,8 @@ class Pair:
 
     def __init__(self, protocol: Protocol, num_classes: int, image_shape, seeds: tuple[int, int],
                  device: torch.device | str = "cpu"):
-        self.protocol, self.device = protocol, torch.device(device)
+        self.device = torch.device(device)
+        self.protocol = protocol.on(self.device.type)  # precision auto, for a pair made outside a spec
         retain_freed_memory(self.device)
         fmt = torch.channels_last if protocol.channels_last else torch.preserve_format
         archs = protocol.archs[:len(seeds)]

@@ -132,8 +132,8 @@ def finish_sweep(spec: SweepSpec, rows: list[dict], log: SweepLog, complete: boo
 
 
 def fidelity_files(spec: SweepSpec, rows: list[dict], out_dir: Path, log: SweepLog) -> list[Path]:
-    from orchestrator.results.fidelity import fidelity_table, write_fidelity
     """The fidelity study's table, report and figure, and each candidate's numbers on the parent run."""
+    from orchestrator.results.fidelity import fidelity_table, write_fidelity
     points = {t.key: t.point for t in spec.iter_trials()}
     table = fidelity_table(rows, points, spec.fidelity.read_epochs)
     if not table:

@@ -75,9 +75,9 @@ def write_split_tables(rows: list[dict], out_dir: Path) -> list[Path]:
 
 
 def accuracy_figure(rows: list[dict], out_dir: Path) -> list[Path]:
-    from orchestrator.results.plots import plt
     """Per label set: mean test accuracy per target, one bar per split family, with the spread over
     splits and seeds as error bars and chance as a line."""
+    from orchestrator.results.plots import plt
     paths = []
     for (labels,), rs in grouped(rows, ("labels",)).items():
         targets = sorted({r["target"] for r in rs})

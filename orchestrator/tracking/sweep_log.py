@@ -23,6 +23,7 @@ from typing import Callable
 
 from orchestrator.tracking.mlflow_runs import KEY_TAG, Tracker
 from orchestrator.tracking.tags import PARENT
+
 OUTBOX = "mlflow-outbox"
 # MLflow's HTTP client retries for minutes by default; a sweep's log retries itself, then keeps the
 # writes in its outbox, so each request may fail fast (a user's own settings win).
