@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from trainables.agreement import agreement_score, device_images
+from trainables.agreement_score import agreement_score, device_images
 from trainables.data import load_dataset
 from trainables.discovery import DiscoveryConfig, DiscoveryRun, save_encoder
 from trainables.discovery.export import write_table

@@ -15,7 +15,7 @@ import discovery_speed
 from forked import ChildFailed, call_forked
 from gpu_peak import bf16_peak_tflops, device_name, train_flops_per_image
 from pair_throughput import engine_images_per_s, matmul_gflops, random_dataset, reference_images_per_s
-from trainables.agreement import agreement_score
+from trainables.agreement_score import agreement_score
 from trainables.data import CIFAR10_ENV, load_dataset
 from trainables.protocol import Protocol
 from trainables.tasks import make_task

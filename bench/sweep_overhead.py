@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import write_tiny_imagefolder  # noqa: E402
 from sweep_helpers import tiny_spec  # noqa: E402
 
-from orchestrator.specs.agreement import load_spec  # noqa: E402
+from orchestrator.kinds import load_spec  # noqa: E402
 from orchestrator.launch import run_sweep  # noqa: E402
 from orchestrator.tracking.record import Record  # noqa: E402
 
@@ -134,7 +134,7 @@ def agreement_sweep(n: int, folder: Path, data: Path, profile: bool = False) -> 
     start = time.perf_counter()
     profiler = cProfile.Profile() if profile else contextlib.nullcontext()
     with memory, profiler:
-        rows = run_sweep(spec, callbacks=[counter])
+        [(_, rows)] = run_sweep(spec, callbacks=[counter])
     wall = time.perf_counter() - start
     if profile:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)

@@ -18,31 +18,22 @@ TOP = 10  # top tasks listed after a sweep and by `results`
 MAX_TRIALS = 100_000  # a spec above this is more often a typo than a plan: --max-trials says it is a plan
 
 
-def load_any(path, overrides):
-    """An agreement spec, a pretraining spec (`pretrain:`), a discovery spec (`discovery:`), a random-network
-    spec (`randnet:`) or a split spec (`splits:`)."""
-    from orchestrator.specs.discovery import is_discovery, load_discovery_spec
-    from orchestrator.specs.agreement import load_spec
+def load_any(path, overrides, data: dict | None = None):
+    """The spec at `path` (its YAML `data` when already read), of the kind its `kind:` names."""
+    from orchestrator.kinds import load_spec
     from orchestrator.specs.io import read_yaml
-    from orchestrator.specs.pretrain import is_pretrain, load_pretrain_spec
-    from orchestrator.specs.randnet import is_randnet, load_randnet_spec
-    from orchestrator.specs.splits import is_split, load_split_spec
-    data = read_yaml(path)
+    data = read_yaml(path) if data is None else data
     if is_cluster(data):
         raise SpecError(f"{path} is a Ray cluster config, not a spec: start it with `ray up {path}`, "
                         f"check it with `taskdisc validate {path}`")
-    # A pretraining spec may hold a discovery section, and a discovery spec a splits section: most specific first.
-    kinds = ((is_pretrain, load_pretrain_spec), (is_discovery, load_discovery_spec), (is_randnet, load_randnet_spec),
-             (is_split, load_split_spec))
-    loader = next((load for is_kind, load in kinds if is_kind(data)), load_spec)
-    return loader(path, overrides)
+    return load_spec(path, overrides, data)
 
 
-def prepare(path, overrides, max_trials: int, check_inputs: bool = True):
+def prepare(path, overrides, max_trials: int, check_inputs: bool = True, data: dict | None = None):
     """The spec at `path`, with everything checkable checked before anything runs or is written:
     its fields (loading), its size, and (`check_inputs`) its dataset and every input file. A sweep
     leaves the last to `launch`, which checks each sweep it runs, follow-ups included."""
-    spec = load_any(path, overrides)
+    spec = load_any(path, overrides, data)
     count = spec.trial_count()
     if count > max_trials:
         raise SpecError(f"{path}: {count:,} trials is above the limit of {max_trials:,}; if that is the plan, "
@@ -50,18 +41,6 @@ def prepare(path, overrides, max_trials: int, check_inputs: bool = True):
     if check_inputs:
         spec.preflight(str(path))
     return spec
-
-
-def summary(rows: list[dict], top: int = TOP, compare: tuple[str, str] | None = None) -> str:
-    """The summary that fits the record: agreement scores, split accuracies, or exports (discovery, randnet)."""
-    from orchestrator.results.agreement import summarize, summarize_exports
-    from orchestrator.results.splits import is_split_record, summarize_splits
-    scores = rows and "agreement" in rows[0] and not is_split_record(rows)
-    if compare and not scores:
-        raise SpecError("--compare needs a sweep of agreement scores (task sets to compare)")
-    if is_split_record(rows):
-        return summarize_splits(rows)
-    return summarize(rows, top=top, compare=compare) if not rows or scores else summarize_exports(rows)
 
 
 def is_cluster(data: dict) -> bool:
@@ -76,14 +55,15 @@ def _sweep(args) -> int:
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         # Ray reads this when imported: a machine-local Ray then binds to loopback only.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    from orchestrator.launch import KINDS, run_tree
+    from orchestrator.kinds import kind_of
+    from orchestrator.launch import run_sweep
     complete = True
-    for sweep, rows in run_tree(spec, address=args.address, origin=str(path)):
-        made = KINDS[type(sweep)].made
-        if made:  # trials that export files for the follow-ups: say what they made and where
-            print(f"{len(rows)}/{sweep.trial_count()} {made.format(dir=sweep.sweep_dir)}")
+    for sweep, rows in run_sweep(spec, address=args.address, origin=str(path)):
+        kind = kind_of(sweep)
+        if kind.made:  # trials that export files for the follow-ups: say what they made and where
+            print(f"{len(rows)}/{sweep.trial_count()} {kind.made.format(dir=sweep.sweep_dir)}")
         else:
-            print(summary(rows) + fidelity_report(Path(sweep.sweep_dir)))
+            print(kind.summary(rows, TOP) + fidelity_report(Path(sweep.sweep_dir)))
             if rows:
                 print(f"results: {sweep.sweep_dir}; MLflow: {sweep.tracking.uri} "
                       f"(experiment {sweep.experiment!r}; `taskdisc ui` prints its address)")
@@ -92,24 +72,24 @@ def _sweep(args) -> int:
 
 
 def _results(args) -> int:
+    from orchestrator.kinds import kind_of
     from orchestrator.tracking.record import Record
     target = Path(args.target)
     if target.is_file():
         target = Path(load_any(target, args.set).sweep_dir)
     if not (target / "record").is_dir():
         raise SpecError(f"{target}: no sweep record here; pass a sweep folder (runs/<name>) or its spec file")
+    spec = saved_spec(target)  # the spec the sweep ran: its kind and its trials' keys
     record = Record(target)
     rows = record.rows()
     if record.set_aside:
         print(f"({len(record.set_aside)} unreadable record files were moved to {record.aside_dir}; "
               "their trials run again on the next sweep)")
-    current = current_keys(target)
-    if current is not None:  # rows of earlier runs of the folder under another protocol or code version
-        shown = [r for r in rows if r["key"] in current]
-        if len(shown) < len(rows):
-            print(f"({len(rows) - len(shown)} recorded trials of an earlier spec or version of this sweep are not shown)")
-        rows = shown
-    print(summary(rows, top=args.top, compare=args.compare) + fidelity_report(target))
+    current = {t.key for t in spec.iter_trials()}
+    shown = [r for r in rows if r["key"] in current]  # not rows of earlier runs of the folder under another spec
+    if len(shown) < len(rows):
+        print(f"({len(rows) - len(shown)} recorded trials of an earlier spec or version of this sweep are not shown)")
+    print(kind_of(spec).summary(shown, args.top, args.compare) + fidelity_report(target))
     return 0
 
 
@@ -119,12 +99,13 @@ def fidelity_report(sweep_dir: Path) -> str:
     return f"\nfidelity against the reference protocol ({path}):\n{path.read_text().rstrip()}" if path.is_file() else ""
 
 
-def current_keys(sweep_dir: Path) -> set[str] | None:
-    """Keys of the trials of the spec saved in `sweep_dir`, or None if it cannot be loaded here."""
+def saved_spec(sweep_dir: Path):
+    """The spec saved in `sweep_dir` by the sweep that ran there."""
     try:
-        return {t.key for t in load_any(sweep_dir / "spec.yaml", ()).iter_trials()}
-    except (SpecError, OSError):
-        return None
+        return load_any(sweep_dir / "spec.yaml", ())
+    except SpecError as e:
+        raise SpecError(f"{sweep_dir}: its saved spec.yaml cannot be read by this version ({e}); "
+                        "rerun the sweep from its spec file to record it anew") from None
 
 
 def _ui(args) -> int:
@@ -155,25 +136,17 @@ def _validate(args) -> int:
 
 
 def _check(file, args) -> str:
+    from orchestrator.kinds import kind_of
     from orchestrator.specs.io import read_yaml
-    if is_cluster(read_yaml(file)):
+    data = read_yaml(file)
+    if is_cluster(data):
         from orchestrator.specs.cluster import validate_cluster
         validate_cluster(file)
         return "valid Ray cluster config"
-    spec = prepare(file, args.set, args.max_trials)
-    then = f", then {follow_ups(spec)}" if hasattr(spec, "follow_ups") else ""
-    return f"valid spec {spec.name!r}: {plural(spec.trial_count(), 'trial')}{then}"
-
-
-# What a spec kind with exports runs on them, by the spec's field that asks for it.
-FOLLOW_UPS = (("discover", "discovery on each backbone"), ("score", "the score sweep"), ("splits", "the splits sweep"))
-
-
-def follow_ups(spec) -> str:
-    """The sweeps that follow `spec`'s trials, e.g. 'discovery on each backbone, then the score sweep'."""
-    names = [label for field, label in FOLLOW_UPS if getattr(spec, field, None) is not None]
-    nested = getattr(spec, "discover", None)
-    return (" and ".join(names) or "nothing more") + (f", then {follow_ups(nested)}" if nested is not None else "")
+    spec = prepare(file, args.set, args.max_trials, data=data)
+    kind = kind_of(spec)
+    then = f", then {kind.label_follow_ups(spec)}" if kind.follow_ups else ""
+    return f"valid spec {spec.name!r} (kind {kind.name}): {plural(spec.trial_count(), 'trial')}{then}"
 
 
 def plural(n: int, noun: str) -> str:
@@ -187,7 +160,7 @@ def _sync(args) -> int:
     folder = Path(args.sweep_dir)
     if not (folder / "spec.yaml").is_file():
         raise SpecError(f"{folder}: no sweep here (no spec.yaml); pass a sweep folder, e.g. runs/quickstart")
-    spec = load_any(folder / "spec.yaml", ())
+    spec = saved_spec(folder)
     log = SweepLog(folder, spec.tracking.uri, spec.experiment, spec.name, spec_params(spec), folder / "spec.yaml")
     waiting = log.flush()
     if waiting:
@@ -203,7 +176,7 @@ def _show(args) -> int:
     from trainables.data import DATASETS
     from trainables.tasks import TASK_KINDS, TaskError
     from orchestrator.results.task_pictures import PER_LABEL, draw_task
-    from orchestrator.specs.agreement import DatasetSpec, resolve_paths, SweepSpec
+    from orchestrator.specs.base import DatasetSpec, SweepBase, resolve_paths
     from orchestrator.specs.preflight import driver_dataset
     if args.kind not in TASK_KINDS:
         raise SpecError(f"unknown task kind {args.kind!r}; choose from {', '.join(sorted(TASK_KINDS))}")
@@ -211,8 +184,7 @@ def _show(args) -> int:
         raise SpecError(f"unknown dataset {args.dataset!r}; choose from {', '.join(sorted(DATASETS))}")
     if args.source and not Path(args.source).is_file():
         raise SpecError(f"--source {args.source}: no such file; give a task table, class-set file or checkpoint")
-    spec = resolve_paths(SweepSpec(dataset=DatasetSpec(args.dataset, args.root)))
-    dataset = driver_dataset(spec.dataset, "show")
+    dataset = driver_dataset(resolve_paths(SweepBase(dataset=DatasetSpec(args.dataset, args.root))).dataset, "show")
     try:
         path = draw_task(dataset, args.kind, args.index, Path(args.output), args.source, args.num_classes)
     except (TaskError, ValueError) as e:
@@ -223,26 +195,17 @@ def _show(args) -> int:
 
 def _fields(args) -> int:
     from trainables.config import describe
-    from trainables.discovery import DiscoveryConfig
     from trainables.protocol import PRESETS, Protocol
-    from trainables.splits import RandomNetConfig
-    from trainables.ssl import SimCLRConfig
-    from orchestrator.specs.discovery import DiscoverySpec, ScoreSpec
-    from orchestrator.specs.discovery_search import DiscoverySearch
-    from orchestrator.specs.pretrain import PretrainSpec
-    from orchestrator.specs.randnet import RandomNetSpec
-    from orchestrator.specs.agreement import DatasetSpec, Resources, SweepSpec, Tracking
-    from orchestrator.specs.task_sets import TaskSet
-    from orchestrator.specs.fidelity import Fidelity
-    from orchestrator.specs.search import Search
-    from orchestrator.specs.splits import SplitFollowUp, SplitPlan, SplitSweepSpec
-    sections = {"sweep": SweepSpec, "dataset": DatasetSpec, "protocol": Protocol, "tasks.<set>": TaskSet,
-                "resources": Resources, "tracking": Tracking, "search": Search, "fidelity": Fidelity,
-                "discovery spec": DiscoverySpec,
-                "discovery": DiscoveryConfig, "score": ScoreSpec, "discovery search": DiscoverySearch,
-                "split spec": SplitSweepSpec,
-                "splits": SplitPlan, "follow-up splits": SplitFollowUp, "randnet spec": RandomNetSpec,
-                "randnet": RandomNetConfig, "pretrain spec": PretrainSpec, "pretrain": SimCLRConfig}
+    from orchestrator.kinds import KIND_KEY, kinds
+    from orchestrator.specs.base import DatasetSpec, Resources, Tracking
+    if args.section in (None, KIND_KEY):
+        print(f"{KIND_KEY} = (required): what the spec runs, one of")
+        print("\n".join(f"  {k.name}: {k.doc}" for k in kinds().values()))
+    sections = {"dataset": DatasetSpec, "resources": Resources, "tracking": Tracking}
+    for kind in kinds().values():
+        sections.update(kind.sections)
+    if args.section not in (None, KIND_KEY) and args.section not in sections:
+        raise SpecError(f"fields {args.section}: no such section; choose from {KIND_KEY}, {', '.join(sections)}")
     for title, cls in sections.items():
         if args.section in (None, title):
             print(f"{title}:")

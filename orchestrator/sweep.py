@@ -23,7 +23,7 @@ from ray.tune.search import Searcher
 from orchestrator.actor_pool import close_gate, pool_gate
 from orchestrator.schedulers import DEFAULT, SCHEDULERS
 from orchestrator.trial_actor import TrialActor
-from orchestrator.trials.registry import ADAPTERS, Adapter
+from orchestrator.trials.api import Adapter
 from orchestrator.tracking.record import Record
 from orchestrator.tracking.tags import RUN_TAG
 
@@ -163,9 +163,9 @@ def connect(address: str | None = None) -> None:
         ray.init(address=address or os.environ.get("RAY_ADDRESS"), log_to_driver=False, configure_logging=False)
 
 
-def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, bytes], sweep, record: Record,
+def fit(adapter: Adapter, trials: Iterator[dict], count: int, files: dict[str, bytes], sweep, record: Record,
         log: SweepLog, total: int, address: str | None = None, callbacks: list | None = None) -> None:
-    """Run `trials` (`count` adapter configs, produced lazily) under Tune with the resources, concurrency,
+    """Run `trials` (`count` configs of `adapter`'s kind, produced lazily) under Tune with the resources, concurrency,
     failure and checkpoint settings of `sweep` (any spec with `resources`, `concurrency`,
     `max_failures`, `checkpoint_every`, `device`, `sweep_dir`); `files` are their input files."""
     # MLflow and the record are the logs: no per-trial CSV/JSON/TensorBoard files, and no warnings
@@ -174,16 +174,15 @@ def fit(adapter_name: str, trials: Iterator[dict], count: int, files: dict[str, 
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = USER_PENDING or str(min(count, sweep.concurrency or 200))
     connect(address)
-    adapter = ADAPTERS[adapter_name]
     name, options = sweep.scheduler_config() or (None, {})
     kind = SCHEDULERS[name] if name else DEFAULT
     shares = kind.shares_checkpoints
     gate = pool_gate(count, sweep.concurrency, sweep.resources.cpus, sweep.resources.gpus)
-    trainable = tune.with_resources(tune.with_parameters(TrialActor, files=files, gate=gate),
+    trainable = tune.with_resources(tune.with_parameters(TrialActor, adapter=adapter, files=files, gate=gate),
                                     {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus})
     # PBT restores a donor's checkpoint taken at its last step too: Tune's own frequency there
     every = 0 if shares else sweep.checkpoint_every
-    constants = {"adapter": adapter_name, "device": sweep.device, "threads": max(1, int(sweep.resources.cpus)),
+    constants = {"device": sweep.device, "threads": max(1, int(sweep.resources.cpus)),
                  "checkpoint_every": every}
     if shares:
         space, feed, samples = {"trial": tune.grid_search(list(trials)), **constants}, None, 1

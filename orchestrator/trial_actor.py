@@ -1,6 +1,6 @@
 """The trial actor: one Tune trainable for every trial kind, reused across trials.
 
-It runs one trial of `config['adapter']` (`trials/`) on its device, keeps the dataset it loaded
+It runs one trial of its sweep's kind (the kind's adapter, `trials/api.py`) on its device, keeps the dataset it loaded
 (`self.cache`) for the next trial, and writes the sweep's input files once into its own folder.
 """
 from __future__ import annotations
@@ -18,20 +18,20 @@ from ray import tune
 from orchestrator.actor_pool import wait_for_pool
 from orchestrator.trials.actor_data import LOADS
 from orchestrator.trials.api import INPUT_ERRORS
-from orchestrator.trials.registry import ADAPTERS
 
 STATE_FILE = "state.pt"
 INPUTS_PREFIX = "taskdisc-inputs-"  # + the actor's pid: folders of dead actors are found and removed
 
 
 class TrialActor(tune.Trainable):
-    """Runs one trial of `config['adapter']`; keeps `self.cache` (the dataset) across trials.
+    """Runs one trial of `adapter`'s kind; keeps `self.cache` (the dataset) across trials.
 
     `files` (driver path -> bytes, through Ray's object store) are the input files of every
     trial; they are written once into this actor's folder, so no node needs the driver's disk.
     """
 
-    def setup(self, config: dict, files: dict[str, bytes] | None = None, gate=None) -> None:
+    def setup(self, config: dict, adapter=None, files: dict[str, bytes] | None = None, gate=None) -> None:
+        self.adapter = adapter
         self.gate = gate  # this actor's first step waits for the pool (`actor_pool.py`)
         self.cache: dict = {}
         self.inputs = Path(tempfile.mkdtemp(prefix=f"{INPUTS_PREFIX}{os.getpid()}-"))
@@ -45,7 +45,7 @@ class TrialActor(tune.Trainable):
         self.error, self.runner = None, None
         device, self.notice = trial_device(config["device"])
         try:
-            self.runner = ADAPTERS[config["adapter"]].start(config["trial"], device, self.cache, self.files)
+            self.runner = self.adapter.start(config["trial"], device, self.cache, self.files)
         except INPUT_ERRORS as e:  # bad input fails the same way on every retry: report it, do not raise
             self.error = str(e)
 

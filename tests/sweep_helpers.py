@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny_spec(tmp_path: Path, data: Path, name: str = "tiny", **overrides) -> Path:
     """A spec of 4 real + 2 random tasks (6 trials) of a small MLP on the synthetic dataset."""
     spec = {
+        "kind": "agreement",
         "name": name,
         "dataset": {"name": "imagefolder", "root": str(data)},
         "protocol": {"arch": "mlp", "width": 0.125, "epochs": 3, "batch_size": 64, "holdout": 60,

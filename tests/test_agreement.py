@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from trainables.agreement import AgreementRun, agreement_score, device_images, split_for
+from trainables.agreement_score import AgreementRun, agreement_score, device_images, split_for
 from trainables.data import CIFAR10_MEAN, CIFAR10_STD, ImageDataset
 from trainables.pair import Pair, init_seeds
 from trainables.protocol import Protocol

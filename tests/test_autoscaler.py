@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from autoscale_cluster import REPO, derived_config, free_port, reset_auth_state, start_head, stop_cluster
 from orchestrator.cli import main
-from orchestrator.specs.agreement import load_spec
+from orchestrator.kinds import load_spec
 from orchestrator.tracking.record import Record
 from sweep_helpers import tiny_spec
 

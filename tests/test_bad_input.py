@@ -127,12 +127,12 @@ def test_seed_ranges_and_an_explicit_trial_limit(tmp_path, tiny_dataset_tar, cap
     assert main(["validate", str(spec), "--set", "seeds=0-99", "--set", "tasks.random=0-1199"]) == 2
     assert main(["validate", str(spec), "--set", "seeds=0-99", "--set", "tasks.random=0-1199",
                  "--max-trials", "200000"]) == 0
-    assert "valid spec 'tiny': 120,400 trials" in capsys.readouterr().out
+    assert "valid spec 'tiny' (kind agreement): 120,400 trials" in capsys.readouterr().out
 
 
 def test_a_grid_of_a_million_trials_is_counted_not_built(tmp_path, tiny_dataset_tar):
     import tracemalloc
-    from orchestrator.specs.agreement import load_spec
+    from orchestrator.kinds import load_spec
     spec = load_spec(tiny_spec(tmp_path, tiny_dataset_tar), ["tasks.random=0-9999", "seeds=0-99"])
     tracemalloc.start()
     assert spec.trial_count() == 1_000_400

@@ -19,7 +19,7 @@ from ray._private import ray_constants
 
 from autoscale_cluster import reset_auth_state
 from orchestrator.launch import run_sweep
-from orchestrator.specs.agreement import load_spec
+from orchestrator.kinds import load_spec
 from orchestrator.tracking.record import Record
 from sweep_helpers import tiny_spec
 
@@ -103,7 +103,7 @@ def test_sweep_survives_a_dead_worker_node(tmp_path, cluster, tiny_dataset_tar):
     assert spec.storage == str(shared) and len(trials) == 4
     killer = KillNodeOnce(cluster)
 
-    rows = run_sweep(spec, address=cluster.address, callbacks=[killer])
+    [(_, rows)] = run_sweep(spec, address=cluster.address, callbacks=[killer])
 
     assert killer.killed is not None and len(cluster.worker_nodes) == 1
     assert killer.killed[0] in killer.recovered  # the killed trial ran again, on the other node

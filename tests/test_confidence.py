@@ -7,7 +7,7 @@ import math
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.results.agreement import write_tables
+from orchestrator.kinds.agreement.results import write_tables
 from orchestrator.results.confidence import difference, estimate, set_estimates, t975, task_scores
 from orchestrator.tracking.record import Record
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from discovery_fixtures import synthetic_dataset
-from trainables.agreement import device_images
+from trainables.agreement_score import device_images
 from trainables.discovery import (DiscoveryConfig, DiscoveryRun, export_table, load_encoder, save_encoder,
                                   table_of_test_images)
 from trainables.tasks import TASK_KINDS, TaskError, make_task, read_table

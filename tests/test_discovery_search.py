@@ -11,9 +11,9 @@ import torch
 
 from orchestrator.tracking.record import Record
 from orchestrator.cli import main
-from orchestrator.specs.discovery import load_discovery_spec
-from orchestrator.specs.discovery_search import DiscoverySearch
-from orchestrator.trials.discovery import DiscoveryRunner
+from orchestrator.kinds import load_spec
+from orchestrator.kinds.discovery.search import DiscoverySearch
+from orchestrator.kinds.discovery.trial import DiscoveryRunner
 from sweep_helpers import write_spec
 from test_discovery_sweep import TINY_DISCOVERY
 
@@ -22,7 +22,7 @@ POPULATION = {**TINY_DISCOVERY, "meta_steps": 14, "quick_eval_every": 4, "quick_
 
 
 def pbt_spec(tmp_path, data, name="pbt", **overrides):
-    spec = {"name": name, "dataset": {"name": "imagefolder", "root": str(data)}, "discovery": POPULATION,
+    spec = {"kind": "discovery", "name": name, "dataset": {"name": "imagefolder", "root": str(data)}, "discovery": POPULATION,
             "steps_per_report": 2, "resources": {"cpus": 1}, "output_dir": str(tmp_path / "runs"),
             "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
             "search": {"scheduler": "pbt", "perturbation_interval": 4, "quantile_fraction": 0.5}}
@@ -72,7 +72,7 @@ def test_objective_penalises_collapsed_and_constant_task_sets():
 
 
 def test_exploit_takes_the_donors_encoder_under_the_new_hyperparameters(tmp_path, tiny_dataset_tar, one_thread):
-    donor_trial, trial = load_discovery_spec(pbt_spec(tmp_path, tiny_dataset_tar)).trials()
+    donor_trial, trial = load_spec(pbt_spec(tmp_path, tiny_dataset_tar)).trials()
     cache: dict = {}
     donor = DiscoveryRunner(donor_trial, "cpu", cache)
     assert math.isnan(donor.step()["search/objective"])  # step 2: no quick evaluation yet, still reported
@@ -105,7 +105,7 @@ def test_a_real_pbt_search_records_each_trial_once_with_its_schedule(tmp_path, t
                                                                      capsys):
     spec = pbt_spec(tmp_path, tiny_dataset_tar)
     assert main(["sweep", str(spec)]) == 0
-    trials = load_discovery_spec(spec).trials()
+    trials = load_spec(spec).trials()
     table = Record(tmp_path / "runs" / "pbt").table()  # one row per key: check there are no others
     assert table.num_rows == len(trials) and sorted(table.column("key").to_pylist()) == sorted(t.key for t in trials)
     rows = table.to_pylist()

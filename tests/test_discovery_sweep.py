@@ -6,7 +6,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from orchestrator.cli import load_any, main
-from orchestrator.specs.discovery import DiscoverySpec
+from orchestrator.kinds.discovery.spec import DiscoverySpec
 from sweep_helpers import REPO, child_runs
 from trainables.tasks import read_table
 
@@ -16,7 +16,7 @@ TINY_DISCOVERY = {"arch": "mlp", "width": 0.125, "h_dim": 4, "n_linear_tasks": 4
 
 
 def discovery_spec(tmp_path, data):
-    spec = {"name": "disc", "dataset": {"name": "imagefolder", "root": str(data)},
+    spec = {"kind": "discovery", "name": "disc", "dataset": {"name": "imagefolder", "root": str(data)},
             "discovery": TINY_DISCOVERY, "steps_per_report": 4, "resources": {"cpus": 1}, "concurrency": 2,
             "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "output_dir": str(tmp_path / "runs"),
             "score": {"protocol": {"arch": "mlp", "width": 0.125, "epochs": 2, "batch_size": 64, "holdout": 60,

@@ -9,7 +9,7 @@ import yaml
 
 from orchestrator.cli import main
 from orchestrator.results.fidelity import fidelity_table, ranks, spearman
-from orchestrator.specs.agreement import load_spec, plain_spec
+from orchestrator.kinds import load_spec, spec_data
 from orchestrator.specs.io import SpecError
 from sweep_helpers import child_runs, tiny_spec
 
@@ -30,8 +30,8 @@ def test_study_spec_names_points_and_round_trips(tmp_path, tiny_dataset_tar):
     names = sorted({t.run_name.split("__seed0")[1] for t in spec.iter_trials()})
     assert names == ["__half-data", "__reference", "__sgd"] and spec.trial_count() == 18
     again = tmp_path / "again.yaml"
-    again.write_text(plain_spec(spec))  # the resolved spec saved with the results loads as the same study
-    assert load_spec(again).protocols == spec.protocols and yaml.safe_load(plain_spec(spec))["fidelity"] == STUDY
+    again.write_text(yaml.safe_dump(spec_data(spec)))  # the resolved spec saved with the results loads as the same study
+    assert load_spec(again).protocols == spec.protocols and spec_data(spec)["fidelity"] == STUDY
 
 
 def test_protocol_presets(tmp_path, tiny_dataset_tar):

@@ -16,7 +16,7 @@ from PIL import Image
 from trainables.data import load_image_folder
 from trainables.image_stream import list_images, stream_images
 from trainables.sources import DatasetError
-from trainables.splits import (RandomNetConfig, RandomNetScorer, adversarial_split, lower_half_rule,
+from trainables.splits import (RandnetConfig, RandomNetScorer, adversarial_split, lower_half_rule,
                                random_class_half, random_net_split)
 
 COUNTS = (7, 8, 9, 10, 11)  # uneven and odd class sizes
@@ -89,7 +89,7 @@ def test_a_shuffled_tarball_streams_by_name_into_dataset_order(sources):
 
 def test_folder_and_tarball_give_the_same_scores(sources, one_thread):
     folder, in_order, shuffled = sources
-    config = RandomNetConfig(**SMALL)
+    config = RandnetConfig(**SMALL)
     a, b, c = (random_net_split(s, config) for s in sources)
     assert torch.equal(a.scores, b.scores) and torch.isfinite(a.scores).all()
     # other batches hold other images: equal up to float rounding of the batched matmul
@@ -131,16 +131,16 @@ def test_lower_half_rule_breaks_ties_by_index():
 
 def test_rule_halves_each_class_and_target_halves_the_classes(sources, one_thread):
     folder = sources[0]
-    s = random_net_split(folder, RandomNetConfig(**SMALL, target_seed=3))
+    s = random_net_split(folder, RandnetConfig(**SMALL, target_seed=3))
     for c, n in enumerate(COUNTS):
         mine = s.class_ids == c
         assert int(s.rule[mine].sum()) == n // 2
         assert s.scores[mine & (s.rule == 1)].max() <= s.scores[mine & (s.rule == 0)].min()
     assert s.target_classes == random_class_half(5, 3) and len(s.target_classes) == 2
     assert torch.equal(s.target, torch.isin(s.class_ids, torch.tensor(s.target_classes)).long())
-    again = random_net_split(folder, RandomNetConfig(**SMALL, target_seed=3))
+    again = random_net_split(folder, RandnetConfig(**SMALL, target_seed=3))
     assert torch.equal(again.scores, s.scores) and torch.equal(again.target, s.target)
-    other = random_net_split(folder, RandomNetConfig(**SMALL, target_seed=1, net_seed=1))
+    other = random_net_split(folder, RandnetConfig(**SMALL, target_seed=1, net_seed=1))
     assert other.target_classes != s.target_classes and not torch.equal(other.scores, s.scores)
     expected = adversarial_split(s.target, s.rule)
     assert torch.equal(s.split.train, expected.train) and torch.equal(s.split.test, expected.test)
@@ -149,7 +149,7 @@ def test_rule_halves_each_class_and_target_halves_the_classes(sources, one_threa
 
 @pytest.mark.parametrize("which", [0, 2], ids=["folder", "shuffled-tar"])
 def test_resume_equals_an_uninterrupted_run(sources, which, one_thread):
-    config = RandomNetConfig(**SMALL)
+    config = RandnetConfig(**SMALL)
     full = random_net_split(sources[which], config)
     first = RandomNetScorer(sources[which], config)
     metrics = first.step()
@@ -160,10 +160,10 @@ def test_resume_equals_an_uninterrupted_run(sources, which, one_thread):
     torch.save(first.state_dict(), buf)
     state = torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
     with pytest.raises(ValueError, match="net_seed"):
-        RandomNetScorer(sources[which], RandomNetConfig(**SMALL, net_seed=5)).load_state_dict(state)
+        RandomNetScorer(sources[which], RandnetConfig(**SMALL, net_seed=5)).load_state_dict(state)
     with pytest.raises(ValueError, match="repacked"):  # the other order: the position means other images
         RandomNetScorer(sources[2 - which], config).load_state_dict(state)
-    second = RandomNetScorer(sources[which], RandomNetConfig(**{**SMALL, "batches_per_step": 1}))
+    second = RandomNetScorer(sources[which], RandnetConfig(**{**SMALL, "batches_per_step": 1}))
     second.load_state_dict(state)
     while not second.done:
         second.step()
@@ -171,15 +171,15 @@ def test_resume_equals_an_uninterrupted_run(sources, which, one_thread):
 
 
 def test_the_default_network_scores_resized_images(sources, one_thread):
-    s = random_net_split(sources[0], RandomNetConfig(width=0.125, image_size=32, batch_size=64, decode_threads=2))
+    s = random_net_split(sources[0], RandnetConfig(width=0.125, image_size=32, batch_size=64, decode_threads=2))
     assert torch.isfinite(s.scores).all() and s.scores.unique().numel() > len(s.scores) // 2
 
 
 PEAK = """
 import resource, sys, torch
 torch.set_num_threads(1)
-from trainables.splits.randnet import RandomNetConfig, random_net_split
-config = RandomNetConfig(arch="mlp", width=0.125, image_size=None, batch_size=50, decode_threads=1)
+from trainables.splits.randnet import RandnetConfig, random_net_split
+config = RandnetConfig(arch="mlp", width=0.125, image_size=None, batch_size=50, decode_threads=1)
 for source in sys.argv[1:]:
     random_net_split(source, config)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # peak so far, KiB on Linux

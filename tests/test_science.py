@@ -21,7 +21,7 @@ import dataclasses
 import pytest
 import torch
 
-from trainables.agreement import agreement_score
+from trainables.agreement_score import agreement_score
 from trainables.protocol import Protocol
 from trainables.tasks import TaskLabels, make_task
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.specs.agreement import load_spec, plain_spec
+from orchestrator.kinds import load_spec, spec_data
 from orchestrator.specs.indices import parse_indices
 from orchestrator.specs.io import SpecError
 from conftest import needs_cifar10
@@ -59,7 +59,7 @@ def test_authors_discovered_tasks_are_selected_by_name(tmp_path):
     assert sets["resnet18"].indices == tuple(range(32)) and sets["vit"].indices == tuple(range(64, 96))
     assert len(spec.trials()) == 96
     bad = tmp_path / "bad.yaml"
-    bad.write_text(f"name: b\ntasks: {{t: {{kind: table, path: {csv}, columns: 'convnext-*'}}}}\n")
+    bad.write_text(f"kind: agreement\nname: b\ntasks: {{t: {{kind: table, path: {csv}, columns: 'convnext-*'}}}}\n")
     with pytest.raises(SpecError, match="'convnext-\\*' matches no column of .*resnet18-0, resnet18-1"):
         load_spec(bad)
 
@@ -84,7 +84,7 @@ def write(tmp_path: Path, data: dict) -> Path:
     return path
 
 
-BASE = {"name": "t", "tasks": {"real": "0-1"}, "protocol": {"arch": "mlp"}}
+BASE = {"kind": "agreement", "name": "t", "tasks": {"real": "0-1"}, "protocol": {"arch": "mlp"}}
 
 
 def test_grid_overrides_and_deterministic_names(tmp_path):
@@ -107,7 +107,7 @@ def test_precision_auto_is_bf16_on_a_gpu_and_fp32_elsewhere(tmp_path):
     assert cpu.protocols[0].precision == "fp32" and gpu.protocols[0].precision == "bf16"
     fp32 = load_spec(write(tmp_path, {**BASE, "protocol": {"arch": "mlp", "precision": "fp32"}}))
     assert [t.key for t in cpu.trials()] == [t.key for t in fp32.trials()]  # keys of sweeps recorded before auto
-    assert yaml.safe_load(plain_spec(gpu))["protocol"]["precision"] == "bf16"  # the saved spec says what ran
+    assert spec_data(gpu)["protocol"]["precision"] == "bf16"  # the saved spec says what ran
     both = {**BASE, "protocol": {"arch": "mlp", "precision": ["auto", "bf16"]}, "resources": {"gpus": 1}}
     with pytest.raises(SpecError, match=r"protocol points #1 and #2 are the same on cuda \(precision auto is bf16"):
         load_spec(write(tmp_path, both))
@@ -148,7 +148,7 @@ def test_indices():
     ({**BASE, "tasks": {"table": {"path": "/no/such.csv", "columns": 0}}}, "tasks.table.source='/no/such.csv'"),
     ({**BASE, "dataset": {"name": "mnist"}}, "dataset.name='mnist'"),
     ({**BASE, "name": "bad name"}, "name='bad name'"),
-    ({"name": "t"}, "missing key tasks"),
+    ({"kind": "agreement", "name": "t"}, "missing key tasks"),
     ({**BASE, "seeds": "3-1"}, "seeds='3-1' is invalid: expected indices like 0-125"),
 ])
 def test_bad_specs_name_the_key(tmp_path, data, message):

@@ -20,7 +20,7 @@ N_TRAIN = 300  # the tiny dataset: 10 classes x 30 training images
 
 
 def split_spec(tmp_path, data, name="adv", **splits) -> str:
-    spec = {"name": name, "dataset": {"name": "imagefolder", "root": str(data)},
+    spec = {"kind": "splits", "name": name, "dataset": {"name": "imagefolder", "root": str(data)},
             "protocol": {"arch": "mlp", "width": 0.125, "epochs": 2, "batch_size": 64, "compile": "off"},
             "splits": {"targets": {"kind": "real", "indices": [0, 5]}, "half": 1, **splits},
             "seeds": [0], "resources": {"cpus": 1}, "concurrency": 2,
@@ -88,13 +88,13 @@ def test_cli_trains_adversarial_and_random_splits(tmp_path, tiny_dataset_tar, ra
 
 
 def test_split_files_train_10_way(tmp_path, tiny_dataset_tar, ray_address):
-    from orchestrator.launch import run_splits
+    from orchestrator.launch import run_sweep
     g = torch.Generator().manual_seed(0)
     perm = torch.randperm(N_TRAIN, generator=g)
     file = write_splits(tmp_path / "cifar_splits.torch", {5: [TrainTestSplit(perm[:200], perm[200:])]})
     path = split_spec(tmp_path, tiny_dataset_tar, name="files", file=str(file), random=False, half=0,
                       labels=["classes"], targets={"kind": "real", "indices": [5]})
-    [row] = run_splits(load_any(path, []))
+    [(_, [row])] = run_sweep(load_any(path, []))
     assert (row["run_name"], row["train_size"], row["test_size"]) == ("files__real-5__file-0__10way__seed0", 200, 100)
     assert row["labels"] == "classes" and 0 <= row["test_acc"] <= 1
 
@@ -140,7 +140,7 @@ def test_bad_split_specs_fail_before_anything_is_written(tmp_path, tiny_dataset_
 
 
 def test_cli_random_network_split_then_training(tmp_path, tiny_dataset_tar, ray_address):
-    spec = {"name": "rn", "dataset": {"name": "imagefolder", "root": str(tiny_dataset_tar)},
+    spec = {"kind": "randnet", "name": "rn", "dataset": {"name": "imagefolder", "root": str(tiny_dataset_tar)},
             "randnet": {"arch": "resnet18", "width": 0.125, "image_size": None, "batch_size": 64,
                         "batches_per_step": 2, "decode_threads": 1},
             "splits": {"half": 0, "networks": 1, "seeds": [0],
@@ -166,10 +166,10 @@ def test_cli_random_network_split_then_training(tmp_path, tiny_dataset_tar, ray_
 
 
 def test_shipped_randnet_specs_load(tiny_dataset_tar, monkeypatch):
-    from orchestrator.specs.randnet import RandomNetSpec
+    from orchestrator.kinds.randnet.spec import RandnetSpec
     from sweep_helpers import REPO
     imagenet = load_any(REPO / "specs" / "randnet-imagenet.yaml", [f"dataset.root={tiny_dataset_tar}"])
-    assert isinstance(imagenet, RandomNetSpec) and imagenet.splits is None
+    assert isinstance(imagenet, RandnetSpec) and imagenet.splits is None
     c = imagenet.configs[0]
     assert (c.arch, c.image_size, imagenet.resources.gpus) == ("resnet50", 224, 1)
     cpu = load_any(REPO / "specs" / "randnet-cifar-cpu.yaml", [f"dataset.root={tiny_dataset_tar}"])

@@ -13,7 +13,7 @@ import yaml
 from discovery_fixtures import synthetic_dataset
 from orchestrator.cli import main
 from sweep_helpers import child_runs
-from trainables.agreement import device_images
+from trainables.agreement_score import device_images
 from trainables.config import ConfigError
 from trainables.discovery import DiscoveryConfig, build_encoder
 from trainables.discovery.backbone import load_backbone
@@ -106,7 +106,7 @@ def test_closest_tasks_count_a_negation_as_the_same_task():
 
 
 def ssl_spec(tmp_path, data, **changes):
-    spec = {"name": "ssl", "dataset": {"name": "imagefolder", "root": str(data)},
+    spec = {"kind": "pretrain", "name": "ssl", "dataset": {"name": "imagefolder", "root": str(data)},
             "pretrain": {**TINY_SIMCLR, "epochs": 1, "holdout": 60, "batch_size": 32, "knn_images": 100,
                          "knn_test_images": 50},
             "discovery": {k: v for k, v in TINY_DISCOVERY.items() if k not in ("arch", "width", "holdout", "outer_pool")}

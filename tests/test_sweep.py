@@ -21,9 +21,9 @@ from ray import tune
 from orchestrator.cli import main
 from orchestrator.tracking.record import Record
 from orchestrator.tracking.sweep_lock import LOCK_FILE
-from orchestrator.specs.agreement import load_spec
+from orchestrator.kinds import load_spec
 from orchestrator.trial_actor import INPUTS_PREFIX, materialize, remove_orphans, trial_device
-from orchestrator.trials.agreement import AgreementAdapter
+from orchestrator.kinds.agreement.trial import AgreementAdapter
 from orchestrator.launch import run_sweep
 from sweep_helpers import REPO, child_runs, cli, tiny_spec
 from trainables.discovery import table_of_test_images, write_table
@@ -143,7 +143,7 @@ def test_trial_resumes_from_checkpoint_after_worker_death(tmp_path, tiny_dataset
     common = {"tasks": {"real": [5]}, "protocol.epochs": 20}
     killer, lock = KillWorkerOnce(), LockStoreOnce(tmp_path / "a" / "mlflow.db", seconds=21)
     spec = load_spec(tiny_spec(tmp_path / "a", tiny_dataset_tar, name="killed", **common))
-    rows = run_sweep(spec, callbacks=[killer, lock])
+    [(_, rows)] = run_sweep(spec, callbacks=[killer, lock])
     lock.thread.join()
     _, children = child_runs(spec.tracking.uri, "killed")
     assert len(children) == 1 and children[0].info.status == "FINISHED" and "eval/agreement" in children[0].data.metrics
@@ -156,7 +156,7 @@ def test_trial_resumes_from_checkpoint_after_worker_death(tmp_path, tiny_dataset
     assert len(rows) == 1 and rows[0]["epochs"] == 20
 
     # Deterministic training: the interrupted trial equals an uninterrupted one.
-    clean = run_sweep(load_spec(tiny_spec(tmp_path / "b", tiny_dataset_tar, name="clean", **common)))
+    [(_, clean)] = run_sweep(load_spec(tiny_spec(tmp_path / "b", tiny_dataset_tar, name="clean", **common)))
     for field in ("agreement", "train_acc_0", "holdout_acc_1", "test_acc_0"):
         assert rows[0][field] == clean[0][field], field
 
@@ -182,7 +182,7 @@ def test_short_trials_fill_the_actor_pool_and_leave_no_final_checkpoint(tmp_path
     seen = TrialsSeen()
     spec = load_spec(tiny_spec(tmp_path, tiny_dataset_tar, name="pool", **{"tasks": {"random": "0-7"},
                                                                           "protocol.epochs": 2}))
-    assert len(run_sweep(spec, callbacks=[seen])) == 8
+    assert len(run_sweep(spec, callbacks=[seen])[0][1]) == 8
     assert len(seen.pids) == 2  # both slots in use, though a trial is shorter than an actor's start
     assert seen.checkpoints == [1] * 8  # every checkpoint_every=1 epochs, but none at a trial's end
     # Tune forgot the ended trials (the record and MLflow hold them) but the last: from its list and
@@ -253,7 +253,7 @@ def test_bad_input_a_trial_meets_is_reported_once_not_retried(tmp_path, tiny_dat
     data.write_bytes(tiny_dataset_tar.read_bytes())
     spec = load_spec(tiny_spec(tmp_path, data, name="broken", tasks={"real": [0, 1]}, max_failures=2))
     breaker = BreakDatasetAtStart(data)
-    assert run_sweep(spec, callbacks=[breaker]) == []
+    assert run_sweep(spec, callbacks=[breaker]) == [(spec, [])]
     out = capsys.readouterr().out
     assert out.count("(bad input: not retried)") == 2 and "not a readable tarball" in out
     assert breaker.recovered == 0 and breaker.errors == 0

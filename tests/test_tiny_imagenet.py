@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 
 from orchestrator.cli import main
-from trainables.agreement import agreement_score
+from trainables.agreement_score import agreement_score
 from trainables.data import DatasetError, dataset_identity, load_dataset
 from trainables.protocol import Protocol
 from trainables.tasks import make_task

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..agreement import device_images
+from ..agreement_score import device_images
 from ..data import ImageDataset
 from ..order import image_order, order_metadata
 from ..tasks import TaskError, TaskLabels, check_table_order, read_table

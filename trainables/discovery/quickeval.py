@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..agreement import AgreementRun
+from ..agreement_score import AgreementRun
 from ..data import DeviceImages, make_split
 from ..protocol import Protocol
 from ..tasks import TaskLabels

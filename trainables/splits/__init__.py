@@ -8,9 +8,9 @@
 """
 from .construct import (SplitError, TrainTestSplit, adversarial_split, check_split, random_half_split,
                         random_split_like, random_split_of_sizes, split_summary)
-from .randnet import (RandomNetConfig, RandomNetScorer, RandomNetSplit, lower_half_rule, random_class_half,
+from .randnet import (RandnetConfig, RandomNetScorer, RandomNetSplit, lower_half_rule, random_class_half,
                       random_net_split)
 
 __all__ = ["SplitError", "TrainTestSplit", "adversarial_split", "check_split", "random_half_split",
-           "random_split_like", "random_split_of_sizes", "split_summary", "RandomNetConfig", "RandomNetScorer",
+           "random_split_like", "random_split_of_sizes", "split_summary", "RandnetConfig", "RandomNetScorer",
            "RandomNetSplit", "lower_half_rule", "random_class_half", "random_net_split"]

@@ -32,7 +32,7 @@ _PACING = ("batches_per_step", "decode_threads")
 
 
 @dataclass(frozen=True)
-class RandomNetConfig:
+class RandnetConfig:
     arch: str = param("resnet50", "architecture of the random scoring network (model registry name)",
                       choices=tuple(MODELS))
     width: float = param(1.0, "width factor of the scoring network (1 = standard)", gt=0)
@@ -58,7 +58,7 @@ class RandomNetConfig:
         for name in ("mean", "std"):  # tuples, also when read from YAML lists, so configs compare equal
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ConfigError(f"RandomNetConfig.mean={self.mean}, std={self.std} are invalid: expected three "
+            raise ConfigError(f"RandnetConfig.mean={self.mean}, std={self.std} are invalid: expected three "
                               "numbers each (R, G, B), stds > 0")
 
 
@@ -107,7 +107,7 @@ class RandomNetSplit:
                    adversarial_split(target, rule))
 
 
-def _seeded_net(config: RandomNetConfig, image_shape: tuple[int, int, int]) -> nn.Module:
+def _seeded_net(config: RandnetConfig, image_shape: tuple[int, int, int]) -> nn.Module:
     """Built on the CPU under a private RNG, so the weights depend on net_seed alone (not the device)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.net_seed)
@@ -118,7 +118,7 @@ class RandomNetScorer:
     """Scores the training images of an image tree (folder or tarball) with a random network,
     `batches_per_step` batches per `step`; `result` builds the split once `done`."""
 
-    def __init__(self, root: str | Path, config: RandomNetConfig, device: torch.device | str = "cpu"):
+    def __init__(self, root: str | Path, config: RandnetConfig, device: torch.device | str = "cpu"):
         self.config, self.device = config, torch.device(device)
         retain_freed_memory(self.device)
         self.images = list_images(root, "train")
@@ -207,7 +207,7 @@ class RandomNetScorer:
                                           self.images.files, self.config.target_seed)
 
 
-def random_net_split(root: str | Path, config: RandomNetConfig, device: torch.device | str = "cpu",
+def random_net_split(root: str | Path, config: RandnetConfig, device: torch.device | str = "cpu",
                      reporter: Callable[[dict], None] | None = None) -> RandomNetSplit:
     """Score every training image of `root` (an ImageFolder tree or its tarball) and build the split,
     reporting each step's metrics when given a reporter."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..agreement import AgreementResult, AgreementRun, Reporter, device_images
+from ..agreement_score import AgreementResult, AgreementRun, Reporter, device_images
 from ..data import ImageDataset, Split, seeded_subset
 from ..protocol import Protocol
 from ..tasks import TaskLabels, make_task

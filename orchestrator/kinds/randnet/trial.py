@@ -15,13 +15,13 @@ from trainables.order import image_order
 from trainables.splits import RandomNetScorer, split_summary
 from trainables.splits.files import write_partition_csv, write_single_split, write_splits
 
-from orchestrator.specs.randnet import PARTITION, RULE, SPLIT, TABLE, TARGET, RandnetTrialSpec
+from orchestrator.kinds.randnet.spec import PARTITION, RULE, SPLIT, TABLE, TARGET, RandnetTrial
 from orchestrator.specs.io import to_plain
 from orchestrator.trials.api import Completed, RunnerBase, TrialInfo, write_exports
 
 
 class RandnetRunner(RunnerBase):
-    def __init__(self, trial: RandnetTrialSpec, device: str):
+    def __init__(self, trial: RandnetTrial, device: str):
         self.trial = trial
         self.run = RandomNetScorer(trial.dataset.root, trial.config, device)
         self.device = self.run.device
@@ -57,10 +57,10 @@ class RandnetAdapter:
         return []  # the images are read where the worker is: dataset.root must be reachable there
 
     def start(self, trial: dict, device: str, cache: dict, files: dict[str, str]) -> RandnetRunner:
-        return RandnetRunner(RandnetTrialSpec.from_config(trial), device)
+        return RandnetRunner(RandnetTrial.from_config(trial), device)
 
     def describe(self, trial: dict) -> TrialInfo:
-        t = RandnetTrialSpec.from_config(trial)
+        t = RandnetTrial.from_config(trial)
         params = {"key": t.key, "dataset": t.dataset.name, "root": t.dataset.root,
                   **{f"randnet.{k}": v for k, v in to_plain(t.config).items()}}
         tags = {"arch": t.config.arch, "net_seed": str(t.config.net_seed), "grid_point": t.label or "-"}
@@ -74,7 +74,7 @@ class RandnetAdapter:
                 f"{result['randnet/images_per_s']:.0f} images/s")
 
     def complete(self, trial: dict, outcome: dict) -> Completed:
-        t = RandnetTrialSpec.from_config(trial)
+        t = RandnetTrial.from_config(trial)
         paths = write_exports(t.out_dir, outcome["files"])
         s = outcome["summary"]
         row = {"spec": t.spec, "run_name": t.run_name, "label": t.label, "images": outcome["images"],

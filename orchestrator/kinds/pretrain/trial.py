@@ -11,13 +11,13 @@ import torch
 from trainables.ssl import SimCLRRun, backbone_state
 
 from orchestrator.specs.io import to_plain
-from orchestrator.specs.pretrain import BACKBONE, PretrainTrialSpec
+from orchestrator.kinds.pretrain.spec import BACKBONE, PretrainTrial
 from orchestrator.trials.actor_data import actor_images
 from orchestrator.trials.api import Completed, RunnerBase, TrialInfo, write_exports
 
 
 class PretrainRunner(RunnerBase):
-    def __init__(self, trial: PretrainTrialSpec, device: str, cache: dict):
+    def __init__(self, trial: PretrainTrial, device: str, cache: dict):
         dataset, train, _ = actor_images(cache, trial.dataset, device)
         self.trial, self.device = trial, train.device
         self.run = SimCLRRun(dataset, trial.config, self.device)
@@ -40,10 +40,10 @@ class PretrainAdapter:
         return []
 
     def start(self, trial: dict, device: str, cache: dict, files: dict[str, str]) -> PretrainRunner:
-        return PretrainRunner(PretrainTrialSpec.from_config(trial), device, cache)
+        return PretrainRunner(PretrainTrial.from_config(trial), device, cache)
 
     def describe(self, trial: dict) -> TrialInfo:
-        t = PretrainTrialSpec.from_config(trial)
+        t = PretrainTrial.from_config(trial)
         params = {"key": t.key, "dataset": t.dataset.name, **{f"pretrain.{k}": v for k, v in to_plain(t.config).items()}}
         tags = {"arch": t.config.arch, "seed": str(t.config.seed), "grid_point": t.label or "-"}
         return TrialInfo(t.key, t.run_name, params, tags)
@@ -52,12 +52,12 @@ class PretrainAdapter:
         yield int(result["epoch"]), {k: v for k, v in result.items() if k.startswith(("pretrain/", "eval/", "perf/"))}
 
     def note(self, trial: dict, result: dict) -> str:
-        t = PretrainTrialSpec.from_config(trial)
+        t = PretrainTrial.from_config(trial)
         return (f"epoch {result['epoch']}/{t.config.epochs}  loss={result['pretrain/loss']:.4f}  "
                 f"knn_acc={result['eval/knn_acc']:.3f}")
 
     def complete(self, trial: dict, outcome: dict) -> Completed:
-        t = PretrainTrialSpec.from_config(trial)
+        t = PretrainTrial.from_config(trial)
         exported = write_exports(t.out_dir, outcome["files"])
         row = {"spec": t.spec, "run_name": t.run_name, "label": t.label, "arch": t.config.arch, "width": t.config.width,
                "epochs": outcome["epochs"], "wall_s": outcome["wall_s"], "backbone": str(t.out_dir / BACKBONE),

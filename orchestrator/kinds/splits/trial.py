@@ -12,8 +12,8 @@ from trainables.splits import split_summary
 from trainables.splits.training import sample_images, split_run, training_labels
 
 from orchestrator.trials.actor_data import actor_images
-from orchestrator.trials.split_build import build_split
-from orchestrator.specs.splits import SplitTrialSpec
+from orchestrator.kinds.splits.build import build_split
+from orchestrator.kinds.splits.spec import SplitTrial
 from orchestrator.specs.io import to_plain
 from orchestrator.trials.api import Completed, RunnerBase, TaskInput, TrialInfo
 
@@ -21,7 +21,7 @@ PROGRESS_PREFIXES = ("train/", "eval/", "perf/", "data/")
 
 
 class SplitRunner(RunnerBase):
-    def __init__(self, trial: SplitTrialSpec, device: str, cache: dict, files: dict[str, str]):
+    def __init__(self, trial: SplitTrial, device: str, cache: dict, files: dict[str, str]):
         dataset, train, test = actor_images(cache, trial.dataset, device, trial.protocol.channels_last)
         split, target = build_split(trial, dataset, lambda p: files.get(p, p))
         labels = training_labels(dataset, target, trial.labels)
@@ -41,7 +41,7 @@ class SplitRunner(RunnerBase):
                 "labels": self.labels}
 
 
-def split_row(t: SplitTrialSpec, result: dict, summary: dict) -> dict:
+def split_row(t: SplitTrial, result: dict, summary: dict) -> dict:
     """The record row: the split's identity and sizes, and accuracy on its test part (`holdout_acc`
     of the run) per network and averaged."""
     test_acc = [float(a) for a in result["holdout_acc"]]
@@ -67,10 +67,10 @@ class SplitAdapter:
         return sorted(set(paths + siblings))
 
     def start(self, trial: dict, device: str, cache: dict, files: dict[str, str]) -> SplitRunner:
-        return SplitRunner(SplitTrialSpec.from_config(trial), device, cache, files)
+        return SplitRunner(SplitTrial.from_config(trial), device, cache, files)
 
     def describe(self, trial: dict) -> TrialInfo:
-        t = SplitTrialSpec.from_config(trial)
+        t = SplitTrial.from_config(trial)
         params = {"target": t.target_name, "target_source": t.target_source, "split": f"{t.group}-{t.split_index}",
                   "rule_source": t.rule_source, "file": t.file, "labels": t.labels, "networks": t.networks,
                   "seed": t.seed, "key": t.key, "dataset": t.dataset.name,
@@ -86,7 +86,7 @@ class SplitAdapter:
         return None
 
     def complete(self, trial: dict, outcome: dict) -> Completed:
-        t = SplitTrialSpec.from_config(trial)
+        t = SplitTrial.from_config(trial)
         r = outcome["result"]
         row = split_row(t, r, outcome["summary"])
         from orchestrator.results.plots import split_samples_figure  # driver side only: actors skip matplotlib

@@ -49,7 +49,7 @@ def _once(memo: dict | None, key: tuple, make: Callable):
 
 def build_split(trial, dataset: ImageDataset, local: Callable[[str | None], str | None] = lambda p: p,
                 memo: dict | None = None) -> tuple[TrainTestSplit, TaskLabels]:
-    """The split and target labels of `trial` (a SplitTrialSpec); `local` maps the driver's file
+    """The split and target labels of `trial` (a SplitTrial); `local` maps the driver's file
     paths to this process's copies; `memo` keeps tasks and split files read for earlier trials.
     Raises TaskError or SplitError."""
     def task(kind: str, index: int, source: str | None) -> TaskLabels:
@@ -90,7 +90,7 @@ def export_splits(spec, out_dir) -> list:
 
 
 def check_splits(spec, dataset, origin: str) -> None:
-    """SpecError if any split `spec` (a SplitSweepSpec) trains on cannot be built on `dataset`."""
+    """SpecError if any split `spec` (a SplitSpec) trains on cannot be built on `dataset`."""
     try:
         trials = spec.trials()
     except SpecError as e:

@@ -17,10 +17,10 @@ from trainables.config import param
 from trainables.data import HOLDOUT_RULE
 from trainables.ssl import SimCLRConfig
 
-from orchestrator.specs.agreement import DatasetSpec, SweepBase, checked_data, resolve_paths
-from orchestrator.specs.discovery import DiscoverySpec, discovery_spec_data, parse_discovery_spec
+from orchestrator.specs.base import DatasetSpec, SweepBase, checked_data, resolve_paths
+from orchestrator.kinds.discovery.spec import DiscoverySpec, discovery_spec_data, parse_discovery_spec
 from orchestrator.specs.grids import grid, grid_of
-from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
+from orchestrator.specs.io import SpecError, build, digest, grid_label, to_plain
 
 BACKBONE = "backbone.pt"
 # Discovery fields the pretraining decides: the backbone's architecture, its weights, what it sees.
@@ -34,10 +34,10 @@ class PretrainSpec(SweepBase):
     discover: DiscoverySpec | None = param(None, "discovery on every pretrained backbone (from `discovery:`, "
                                                  "`score:`, `steps_per_report`); null = pretrain only")
 
-    def iter_trials(self) -> list["PretrainTrialSpec"]:
+    def iter_trials(self) -> list["PretrainTrial"]:
         varying = tuple(f.name for f in dataclasses.fields(SimCLRConfig)
                         if len({getattr(c, f.name) for c in self.configs}) > 1)
-        return [PretrainTrialSpec(self.name, self.dataset, self.data_id, c, varying, str(self.sweep_dir))
+        return [PretrainTrial(self.name, self.dataset, self.data_id, c, varying, str(self.sweep_dir))
                 for c in self.configs]
 
     def follow_ups(self, rows: list[dict]) -> list[DiscoverySpec]:
@@ -54,7 +54,7 @@ class PretrainSpec(SweepBase):
 
 
 @dataclass(frozen=True)
-class PretrainTrialSpec:
+class PretrainTrial:
     spec: str
     dataset: DatasetSpec
     data_id: str
@@ -85,7 +85,7 @@ class PretrainTrialSpec:
         return to_plain(self)
 
     @classmethod
-    def from_config(cls, c: dict) -> "PretrainTrialSpec":
+    def from_config(cls, c: dict) -> "PretrainTrial":
         return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], SimCLRConfig(**c["config"]),
                    tuple(c["varying"]), c["sweep_dir"])
 
@@ -142,14 +142,3 @@ def pretrain_spec_data(spec: PretrainSpec) -> dict:
         data["discovery"] = {k: v for k, v in found["discovery"].items() if k not in DERIVED}
         data.update({k: found[k] for k in DISCOVERY_KEYS[1:] if found.get(k) is not None})
     return data
-
-
-def is_pretrain(data: dict) -> bool:
-    return "pretrain" in data
-
-
-def load_pretrain_spec(path: str | Path, overrides=()) -> PretrainSpec:
-    data = read_yaml(path)
-    for assignment in overrides:
-        apply_override(data, assignment)
-    return parse_pretrain_spec(data, str(path))

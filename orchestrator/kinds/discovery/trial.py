@@ -22,14 +22,14 @@ from trainables.discovery.stats import closest_real_tasks
 from trainables.order import image_order
 
 from orchestrator.trials.actor_data import actor_images
-from orchestrator.specs.discovery import CLOSENESS, CSV, ENCODER, TABLE, UNTRAINED, DiscoveryTrialSpec
-from orchestrator.specs.discovery_search import OBJECTIVE, START_ONLY
+from orchestrator.kinds.discovery.spec import CLOSENESS, CSV, ENCODER, TABLE, UNTRAINED, DiscoveryTrial
+from orchestrator.kinds.discovery.search import OBJECTIVE, START_ONLY
 from orchestrator.specs.io import to_plain
 from orchestrator.trials.api import Completed, RunnerBase, TrialInfo, write_exports
 
 
 class DiscoveryRunner(RunnerBase):
-    def __init__(self, trial: DiscoveryTrialSpec, device: str, cache: dict, backbone: str | None = None):
+    def __init__(self, trial: DiscoveryTrial, device: str, cache: dict, backbone: str | None = None):
         self.dataset, self.train, self.test = actor_images(cache, trial.dataset, device)
         self.trial, self.backbone = trial, backbone
         self.run = DiscoveryRun(self.train, self.test, trial.run_config, backbone)
@@ -106,10 +106,10 @@ class DiscoveryAdapter:
 
     def start(self, trial: dict, device: str, cache: dict, files: dict[str, str]) -> DiscoveryRunner:
         backbone = trial["config"].get("backbone_ckpt")
-        return DiscoveryRunner(DiscoveryTrialSpec.from_config(trial), device, cache, files[backbone] if backbone else None)
+        return DiscoveryRunner(DiscoveryTrial.from_config(trial), device, cache, files[backbone] if backbone else None)
 
     def describe(self, trial: dict) -> TrialInfo:
-        t = DiscoveryTrialSpec.from_config(trial)
+        t = DiscoveryTrial.from_config(trial)
         params = {"key": t.key, "dataset": t.dataset.name, **{f"discovery.{k}": v for k, v in to_plain(t.config).items()}}
         tags = {"arch": t.config.arch, "encoder_seed": str(t.config.encoder_seed), "grid_point": t.label or "-"}
         return TrialInfo(t.key, t.run_name, params, tags)
@@ -119,14 +119,14 @@ class DiscoveryAdapter:
             yield int(m["step"]), {k: v for k, v in m.items() if k != "step"}
 
     def note(self, trial: dict, result: dict) -> str:
-        t = DiscoveryTrialSpec.from_config(trial)
+        t = DiscoveryTrial.from_config(trial)
         return (f"step {result['step']}/{t.config.meta_steps}  agreement_loss="
                 f"{result.get('discovery/agreement_loss', float('nan')):.4f}  uniformity_loss="
                 f"{result.get('discovery/uniformity_loss', float('nan')):.3f}  balance="
                 f"{result.get('discovery/balance', float('nan')):.3f}")
 
     def complete(self, trial: dict, outcome: dict) -> Completed:
-        t = DiscoveryTrialSpec.from_config(trial)
+        t = DiscoveryTrial.from_config(trial)
         exported = write_exports(t.out_dir, outcome["files"])
         paths = {"table": t.out_dir / TABLE, "csv": t.out_dir / CSV, "encoder": t.out_dir / ENCODER,
                  "untrained_table": t.out_dir / UNTRAINED}

@@ -17,14 +17,14 @@ from orchestrator.specs.io import SpecError
 from orchestrator.tracking.tags import PARENT
 
 if TYPE_CHECKING:  # `taskdisc results` reads a record: no MLflow, torch or matplotlib to import for that
-    from orchestrator.specs.agreement import SweepSpec
+    from orchestrator.kinds.agreement.spec import AgreementSpec
     from orchestrator.tracking.sweep_log import SweepLog
 
 
-def summarize(rows: list[dict], top: int = 5, compare: tuple[str, str] | None = None) -> str:
+def summarize(rows: list[dict], top: int = 5) -> str:
     """Per task set: trials, tasks, the mean over tasks of their mean AS with its 95% interval, the
     spread, min and max over tasks; then the `top` tasks by mean AS over their pairs (seeds), with
-    a 95% interval where a task has several; then `compare` = (set A, set B): A minus B."""
+    a 95% interval where a task has several."""
     rows, stopped = finished(rows)
     if not rows:
         return "no finished trials recorded"
@@ -42,8 +42,6 @@ def summarize(rows: list[dict], top: int = 5, compare: tuple[str, str] | None = 
     for s in sorted(scores, key=lambda s: -s["mean_as"])[:top]:
         spread = f" ± {(s['ci95_high'] - s['ci95_low']) / 2:.4f} (95%, {s['seeds']} seeds)" if s["seeds"] > 1 else ""
         lines.append(f"  {s['run_name'].split('__seed')[0]:<40} AS={s['mean_as']:.4f}{spread}")
-    if compare:
-        lines.append(compare_sets(sets, *compare))
     if stopped:
         lines.append(search_line(rows, stopped))
     return "\n".join(lines)
@@ -62,8 +60,9 @@ def search_line(rows: list[dict], stopped: list[dict]) -> str:
             f"of {full} for a full sweep ({full / spent:.2f}x fewer)")
 
 
-def compare_sets(sets: dict[str, Estimate], a: str, b: str) -> str:
+def compare_sets(rows: list[dict], a: str, b: str) -> str:
     """One line: set a's mean AS minus set b's, with Welch's 95% interval (tasks as samples)."""
+    sets = set_estimates(task_scores(finished(rows)[0]))
     for name in (a, b):
         if name not in sets:
             raise SpecError(f"--compare {a} {b}: no task set {name!r} in this sweep; its sets: {', '.join(sets)}")
@@ -78,17 +77,6 @@ def _num(x: float) -> str:
 
 def _interval(e: Estimate) -> str:
     return "- (one sample)" if math.isnan(e.low) else f"[{e.low:.4f}, {e.high:.4f}]"
-
-
-def summarize_exports(rows: list[dict]) -> str:
-    """One line per trial that exported files (an encoder, a random-network split, a backbone): name, time,
-    folder."""
-    lines = []
-    for r in sorted(rows, key=lambda r: r["run_name"]):
-        folder = Path(next(v for k, v in r.items() if k in ("table", "split", "backbone"))).parent
-        sizes = f"  train {r['train_size']} / test {r['test_size']}" if "train_size" in r else ""
-        lines.append(f"{r['run_name']:<48} {r['wall_s']:>8.1f}s{sizes}  -> {folder}")
-    return "\n".join(lines)
 
 
 def write_tables(rows: list[dict], scores: list[dict], out_dir: Path) -> list[Path]:
@@ -111,7 +99,7 @@ def write_tables(rows: list[dict], scores: list[dict], out_dir: Path) -> list[Pa
     return [parquet, table_csv, scores_csv]
 
 
-def finish_sweep(spec: SweepSpec, rows: list[dict], log: SweepLog, complete: bool) -> None:
+def finish_sweep(spec: AgreementSpec, rows: list[dict], log: SweepLog, complete: bool) -> None:
     """Write the results table and figures into the sweep folder and onto the parent run."""
     from orchestrator.results.plots import agreement_figures
     out_dir = Path(spec.sweep_dir)
@@ -131,7 +119,7 @@ def finish_sweep(spec: SweepSpec, rows: list[dict], log: SweepLog, complete: boo
     log.finish(PARENT, failed=not complete)
 
 
-def fidelity_files(spec: SweepSpec, rows: list[dict], out_dir: Path, log: SweepLog) -> list[Path]:
+def fidelity_files(spec: AgreementSpec, rows: list[dict], out_dir: Path, log: SweepLog) -> list[Path]:
     """The fidelity study's table, report and figure, and each candidate's numbers on the parent run."""
     from orchestrator.results.fidelity import fidelity_table, write_fidelity
     points = {t.key: t.point for t in spec.iter_trials()}
@@ -145,7 +133,7 @@ def fidelity_files(spec: SweepSpec, rows: list[dict], out_dir: Path, log: SweepL
     return write_fidelity(table, [r for r in rows if points[r["key"]] == "reference"], out_dir)
 
 
-def task_pictures(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
+def task_pictures(spec: AgreementSpec, rows: list[dict], out_dir: Path) -> list[Path]:
     """Pictures of each task set's top and bottom task, drawn on the spec's dataset (a warning, not a
     failed sweep, if the data is gone by now)."""
     from orchestrator.results.task_pictures import sweep_task_pictures
@@ -156,13 +144,3 @@ def task_pictures(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path
     except (SpecError, TaskError, ValueError) as e:
         warnings.warn(f"no task pictures for {spec.name}: {e}")
         return []
-
-
-def finish_exports(spec, rows: list[dict], log: SweepLog, complete: bool, kind: str) -> None:
-    """Write `<kind>.parquet` (one row per exporting trial, e.g. per discovery encoder: config, final
-    losses, export paths) onto the parent run."""
-    if rows:
-        path = Path(spec.sweep_dir) / f"{kind}.parquet"
-        pq.write_table(pa.Table.from_pylist(rows), path)
-        log.artifacts(PARENT, [path])
-    log.finish(PARENT, failed=not complete)

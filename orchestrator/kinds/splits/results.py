@@ -40,9 +40,9 @@ def grouped(rows: list[dict], by: tuple[str, ...]) -> dict[tuple, list[dict]]:
     return dict(sorted(out.items()))
 
 
-def summarize_splits(rows: list[dict]) -> str:
+def summarize_splits(rows: list[dict], top: int | None = None) -> str:
     """Per target, label set and split family: trials, mean/std/min/max test accuracy, mean agreement
-    of pairs; then the same per family over all targets."""
+    of pairs; then the same per family over all targets (every one: `top` does not apply)."""
     head = f"{'target':<12}{'labels':<8}{'split':<18}{'trials':>7}{'test acc':>10}{'std':>8}{'min':>8}{'max':>8}" \
            f"{'mean train/test':>22}{'agree':>8}"
     lines = [head]
@@ -105,7 +105,7 @@ def accuracy_figure(rows: list[dict], out_dir: Path) -> list[Path]:
 
 def finish_splits(spec, rows: list[dict], log: SweepLog, complete: bool) -> None:
     """The results table, figure and per-family means onto the sweep folder and the parent run."""
-    from orchestrator.trials.split_build import export_splits
+    from orchestrator.kinds.splits.build import export_splits
     out_dir = Path(spec.sweep_dir)
     if rows:
         log.artifacts(PARENT, write_split_tables(rows, out_dir) + accuracy_figure(rows, out_dir))

@@ -20,13 +20,15 @@ from trainables.discovery.backbone import load_backbone, read_backbone
 from trainables.sources import content_key
 from trainables.tasks import file_version
 
-from orchestrator.specs.agreement import DatasetSpec, SweepBase, SweepSpec, checked_data, resolve_paths
+from orchestrator.kinds.agreement.spec import AgreementSpec
+
+from orchestrator.specs.base import DatasetSpec, SweepBase, checked_data, resolve_paths
 from orchestrator.specs.task_sets import TaskSet, task_sets, task_sets_data
-from orchestrator.specs.discovery_search import OBJECTIVE, DiscoverySearch
+from orchestrator.kinds.discovery.search import OBJECTIVE, DiscoverySearch
 from orchestrator.specs.grids import grid, grid_of, on_device, protocol_grid
 from orchestrator.specs.indices import parse_indices, parse_seeds
-from orchestrator.specs.splits import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
-from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
+from orchestrator.kinds.splits.spec import SplitFollowUp, SplitSpec, follow_up_data, split_follow_up
+from orchestrator.specs.io import SpecError, build, digest, grid_label, to_plain
 
 TABLE, UNTRAINED, CSV, ENCODER = "tasks.parquet", "untrained.parquet", "discovered.csv", "encoder.pt"
 CLOSENESS = "closest_real.csv"  # each task's nearest human (real) task, trained and untrained
@@ -70,12 +72,12 @@ class DiscoverySpec(SweepBase):
             return set()
         return done
 
-    def iter_trials(self) -> list["DiscoveryTrialSpec"]:
+    def iter_trials(self) -> list["DiscoveryTrial"]:
         varying = tuple(f.name for f in dataclasses.fields(DiscoveryConfig)
                         if len({getattr(c, f.name) for c in self.configs}) > 1)
         # A PBT trial's result depends on the whole population and the search settings: both are its identity.
         search_id = digest({"search": to_plain(self.search), "population": [to_plain(c) for c in self.configs]})
-        return [DiscoveryTrialSpec(self.name, self.dataset, self.data_id, c, varying, self.steps_per_report,
+        return [DiscoveryTrial(self.name, self.dataset, self.data_id, c, varying, self.steps_per_report,
                                    str(self.sweep_dir), self.search,
                                    {m: getattr(c, m) for m in self.search.mutate} if self.search.on else {},
                                    search_id if self.search.on else "")
@@ -85,7 +87,7 @@ class DiscoverySpec(SweepBase):
         baselines = tuple((f"score.baselines.{ts.group}", ts) for ts in (self.score.baselines if self.score else ()))
         return baselines + ((("splits.targets", self.splits.plan.targets),) if self.splits else ())
 
-    def score_spec(self, rows: list[dict]) -> SweepSpec:
+    def score_spec(self, rows: list[dict]) -> AgreementSpec:
         """The agreement sweep over the discovered (and untrained) tasks of `rows` plus the baselines."""
         sets = []
         if self.score.best is not None:
@@ -96,13 +98,13 @@ class DiscoverySpec(SweepBase):
             sets.append(TaskSet(f"discovered{suffix}", "discovered", indices, r["table"], 2))
             if self.score.untrained:
                 sets.append(TaskSet(f"untrained{suffix}", "discovered", indices, r["untrained_table"], 2))
-        return SweepSpec(name=f"{self.name}-score", dataset=self.dataset, protocols=self.score.protocols,
+        return AgreementSpec(name=f"{self.name}-score", dataset=self.dataset, protocols=self.score.protocols,
                          tasks=tuple(sets) + self.score.baselines, seeds=self.score.seeds,
                          resources=self.resources, concurrency=self.concurrency, max_failures=self.max_failures,
                          tracking=self.tracking, output_dir=self.output_dir)
 
 
-    def split_spec(self, rows: list[dict]) -> SplitSweepSpec:
+    def split_spec(self, rows: list[dict]) -> SplitSpec:
         """The split sweep: adversarial splits of every target by every encoder's discovered tasks."""
         follow = self.splits
         rules = tuple(TaskSet(f"discovered{r['label'] and '_' + r['label']}", "discovered",
@@ -126,7 +128,7 @@ class DiscoverySpec(SweepBase):
 
 
 @dataclass(frozen=True)
-class DiscoveryTrialSpec:
+class DiscoveryTrial:
     spec: str
     dataset: DatasetSpec
     data_id: str
@@ -170,7 +172,7 @@ class DiscoveryTrialSpec:
         return to_plain(self)
 
     @classmethod
-    def from_config(cls, c: dict) -> "DiscoveryTrialSpec":
+    def from_config(cls, c: dict) -> "DiscoveryTrial":
         search = {k: tuple(v) if isinstance(v, list) else v for k, v in c["search"].items()}
         return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], DiscoveryConfig(**c["config"]), tuple(c["varying"]),
                    c["steps_per_report"], c["sweep_dir"], DiscoverySearch(**search), dict(c["tuned"]), c["search_id"])
@@ -248,15 +250,3 @@ def discovery_spec_data(spec: DiscoverySpec) -> dict:
     if spec.splits is not None:
         data["splits"] = follow_up_data(spec.splits)
     return data
-
-
-
-def is_discovery(data: dict) -> bool:
-    return "discovery" in data
-
-
-def load_discovery_spec(path: str | Path, overrides=()) -> DiscoverySpec:
-    data = read_yaml(path)
-    for assignment in overrides:
-        apply_override(data, assignment)
-    return parse_discovery_spec(data, str(path))

@@ -16,11 +16,11 @@ from trainables.config import param
 from trainables.protocol import Protocol
 from trainables.splits.training import LABELS
 
-from orchestrator.specs.agreement import DatasetSpec, SweepBase, checked_data, resolve_paths
+from orchestrator.specs.base import DatasetSpec, SweepBase, checked_data, resolve_paths
 from orchestrator.specs.task_sets import TaskSet, task_sets
 from orchestrator.specs.grids import grid_of, on_device, protocol_grid
 from orchestrator.specs.indices import parse_indices, parse_seeds
-from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
+from orchestrator.specs.io import SpecError, build, digest, grid_label, to_plain
 
 # Targets and rules must be binary tasks; these kinds are not (or not always).
 NOT_BINARY = ("real10",)
@@ -43,7 +43,7 @@ class SplitPlan:
 
 
 @dataclass(frozen=True)
-class SplitSweepSpec(SweepBase):
+class SplitSpec(SweepBase):
     protocols: tuple[Protocol, ...] = param((Protocol(),), "training protocol grid points (from `protocol:`)")
     splits: SplitPlan = param(SplitPlan(), "which splits to build and train on (from `splits:`)")
     seeds: tuple[int, ...] = param((0,), "training seeds: one network (or pair) per seed and split")
@@ -52,8 +52,8 @@ class SplitSweepSpec(SweepBase):
         super().__post_init__()
         object.__setattr__(self, "protocols", on_device(self.protocols, self.device))
 
-    def iter_trials(self) -> list["SplitTrialSpec"]:
-        from orchestrator.trials.split_build import file_positions  # reads the split file once per spec
+    def iter_trials(self) -> list["SplitTrial"]:
+        from orchestrator.kinds.splits.build import file_positions  # reads the split file once per spec
         varying = tuple(f.name for f in dataclasses.fields(Protocol)
                         if len({getattr(p, f.name) for p in self.protocols}) > 1)
         plan, out = self.splits, []
@@ -63,7 +63,7 @@ class SplitSweepSpec(SweepBase):
                 for split in self._splits_of(target, positions):
                     for labels in plan.labels:
                         for seed in self.seeds:
-                            out.append(SplitTrialSpec(self.name, self.dataset, self.data_id, plan.targets.kind,
+                            out.append(SplitTrial(self.name, self.dataset, self.data_id, plan.targets.kind,
                                                       target, plan.targets.source, *split, plan.file, labels,
                                                       plan.networks, seed, p, varying, str(self.sweep_dir)))
         return out
@@ -74,13 +74,13 @@ class SplitSweepSpec(SweepBase):
 
     def preflight(self, origin: str):
         """Also build every split once (bad indices, overlaps, a file of another layout fail here)."""
-        from orchestrator.trials.split_build import check_splits
+        from orchestrator.kinds.splits.build import check_splits
         dataset = super().preflight(origin)
         check_splits(self, dataset, origin)
         return dataset
 
     def trial_count(self) -> int:
-        from orchestrator.trials.split_build import file_positions
+        from orchestrator.kinds.splits.build import file_positions
         plan = self.splits
         positions = file_positions(plan.file, plan.targets) if plan.file else {}
         copies = 2 if plan.random else 1
@@ -107,7 +107,7 @@ class SplitSweepSpec(SweepBase):
 
 
 @dataclass(frozen=True)
-class SplitTrialSpec:
+class SplitTrial:
     """One network (or pair) `seed` trained on split `split_kind`-`split_index` of target
     `target_kind`-`target`. A random split takes its part sizes from the adversarial (rule) or
     file split of the same index."""
@@ -162,7 +162,7 @@ class SplitTrialSpec:
         return to_plain(self)
 
     @classmethod
-    def from_config(cls, c: dict) -> "SplitTrialSpec":
+    def from_config(cls, c: dict) -> "SplitTrial":
         c = dict(c)
         return cls(**{**c, "dataset": DatasetSpec(**c["dataset"]), "protocol": Protocol(**c["protocol"]),
                       "varying": tuple(c["varying"])})
@@ -227,9 +227,9 @@ class SplitFollowUp:
     rules: tuple[int, ...] | None = param(None, "which of the found tasks build adversarial splits; null = all")
     plan: SplitPlan = param(SplitPlan(), "targets, baselines, labels and networks (as a split spec's `splits:`)")
 
-    def sweep(self, parent, name: str, plan: SplitPlan) -> SplitSweepSpec:
+    def sweep(self, parent, name: str, plan: SplitPlan) -> SplitSpec:
         """The split sweep of `plan`, run with `parent`'s data, resources and tracking."""
-        return SplitSweepSpec(name=name, dataset=parent.dataset, protocols=self.protocols, splits=plan,
+        return SplitSpec(name=name, dataset=parent.dataset, protocols=self.protocols, splits=plan,
                               seeds=self.seeds, resources=parent.resources, concurrency=parent.concurrency,
                               max_failures=parent.max_failures, tracking=parent.tracking,
                               output_dir=parent.output_dir)
@@ -251,23 +251,23 @@ def split_follow_up(raw, origin: str, given: tuple[str, ...]) -> SplitFollowUp |
 
 
 def follow_up_data(follow: SplitFollowUp) -> dict:
-    plan = split_spec_data(SplitSweepSpec(protocols=follow.protocols, splits=follow.plan))
+    plan = split_spec_data(SplitSpec(protocols=follow.protocols, splits=follow.plan))
     out = {**plan["splits"], "protocol": plan["protocol"], "seeds": list(follow.seeds),
            "rules": list(follow.rules) if follow.rules else None}
     out.pop("file")
     return out
 
 
-def parse_split_spec(data: dict, origin: str) -> SplitSweepSpec:
+def parse_split_spec(data: dict, origin: str) -> SplitSpec:
     data = dict(data)
     protocols = protocol_grid(data.pop("protocol", None), origin)
     plan = split_plan(data.pop("splits"), origin)
     parse_seeds(data, "seeds", origin)
-    spec = build(SplitSweepSpec, data, "", origin, shown=("protocol", "splits"), protocols=protocols, splits=plan)
+    spec = build(SplitSpec, data, "", origin, shown=("protocol", "splits"), protocols=protocols, splits=plan)
     return checked_data(resolve_paths(spec), origin)
 
 
-def split_spec_data(spec: SplitSweepSpec) -> dict:
+def split_spec_data(spec: SplitSpec) -> dict:
     """The resolved spec in the YAML shape the loader reads."""
     data = to_plain(spec)
     data["protocol"] = grid_of(data.pop("protocols"))
@@ -278,15 +278,3 @@ def split_spec_data(spec: SplitSweepSpec) -> dict:
                       "rules": {ts.group: {"kind": ts.kind, "indices": list(ts.indices), "source": ts.source}
                                 for ts in plan.rules} or None}
     return data
-
-
-
-def is_split(data: dict) -> bool:
-    return "splits" in data and "discovery" not in data
-
-
-def load_split_spec(path, overrides=()) -> SplitSweepSpec:
-    data = read_yaml(path)
-    for assignment in overrides:
-        apply_override(data, assignment)
-    return parse_split_spec(data, str(path))

@@ -1,6 +1,6 @@
 """The random-network split spec: score an image tree with random networks, then train on the splits.
 
-`randnet:` holds RandomNetConfig fields (a list sweeps a grid: e.g. several net_seed). Each grid
+`randnet:` holds RandnetConfig fields (a list sweeps a grid: e.g. several net_seed). Each grid
 point is one trial that streams the training images of `dataset.root` (an ImageFolder tree or its
 tarball, of any size) and exports its split: the authors' single-split file, a Parquet split table,
 a CelebA-style partition CSV, the target's classes and the splitting task as a task table.
@@ -14,26 +14,26 @@ from pathlib import Path
 
 from trainables.config import param
 from trainables.data import is_image_tree
-from trainables.splits import RandomNetConfig
+from trainables.splits import RandnetConfig
 
-from orchestrator.specs.agreement import DatasetSpec, SweepBase, checked_data, resolve_paths
+from orchestrator.specs.base import DatasetSpec, SweepBase, checked_data, resolve_paths
 from orchestrator.specs.task_sets import TaskSet
 from orchestrator.specs.grids import grid, grid_of
-from orchestrator.specs.io import SpecError, apply_override, build, digest, grid_label, read_yaml, to_plain
-from orchestrator.specs.splits import SplitFollowUp, SplitSweepSpec, follow_up_data, split_follow_up
+from orchestrator.specs.io import SpecError, build, digest, grid_label, to_plain
+from orchestrator.kinds.splits.spec import SplitFollowUp, SplitSpec, follow_up_data, split_follow_up
 
 SPLIT, TABLE, PARTITION, TARGET, RULE = "adv-split.torch", "split.parquet", "partition.csv", "target.npy", "rule.parquet"
 
 
 @dataclass(frozen=True)
-class RandomNetSpec(SweepBase):
+class RandnetSpec(SweepBase):
     configs: tuple = param((), "random-network config grid points (from `randnet:`)")
     splits: SplitFollowUp | None = param(None, "train on each exported split afterwards (null = do not)")
 
-    def iter_trials(self) -> list["RandnetTrialSpec"]:
-        varying = tuple(f.name for f in dataclasses.fields(RandomNetConfig)
+    def iter_trials(self) -> list["RandnetTrial"]:
+        varying = tuple(f.name for f in dataclasses.fields(RandnetConfig)
                         if len({getattr(c, f.name) for c in self.configs}) > 1)
-        return [RandnetTrialSpec(self.name, self.dataset, self.data_id, c, varying, str(self.sweep_dir))
+        return [RandnetTrial(self.name, self.dataset, self.data_id, c, varying, str(self.sweep_dir))
                 for c in self.configs]
 
     def preflight(self, origin: str):
@@ -41,7 +41,7 @@ class RandomNetSpec(SweepBase):
         held whole); the loader checked that the folder or tarball is there, each trial reads it."""
         return None
 
-    def follow_ups(self, rows: list[dict]) -> list[SplitSweepSpec]:
+    def follow_ups(self, rows: list[dict]) -> list[SplitSpec]:
         """One split sweep per scored config: its target (a half of the classes) split by its rule."""
         if self.splits is None:
             return []
@@ -54,11 +54,11 @@ class RandomNetSpec(SweepBase):
 
 
 @dataclass(frozen=True)
-class RandnetTrialSpec:
+class RandnetTrial:
     spec: str
     dataset: DatasetSpec
     data_id: str
-    config: RandomNetConfig
+    config: RandnetConfig
     varying: tuple[str, ...]
     sweep_dir: str
 
@@ -83,19 +83,19 @@ class RandnetTrialSpec:
         return to_plain(self)
 
     @classmethod
-    def from_config(cls, c: dict) -> "RandnetTrialSpec":
-        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], RandomNetConfig(**c["config"]),
+    def from_config(cls, c: dict) -> "RandnetTrial":
+        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], RandnetConfig(**c["config"]),
                    tuple(c["varying"]), c["sweep_dir"])
 
 
-def parse_randnet_spec(data: dict, origin: str) -> RandomNetSpec:
+def parse_randnet_spec(data: dict, origin: str) -> RandnetSpec:
     data = dict(data)
     raw = data.pop("randnet")
     if not isinstance(raw, dict):
-        raise SpecError(f"{origin}: randnet must be a mapping of RandomNetConfig fields to values")
-    configs = tuple(build(RandomNetConfig, point, "randnet", origin) for point in grid(raw))
+        raise SpecError(f"{origin}: randnet must be a mapping of RandnetConfig fields to values")
+    configs = tuple(build(RandnetConfig, point, "randnet", origin) for point in grid(raw))
     splits = split_follow_up(data.pop("splits", None), origin, given=("rules", "targets"))
-    spec = checked_data(resolve_paths(build(RandomNetSpec, data, "", origin, shown=("randnet", "splits"),
+    spec = checked_data(resolve_paths(build(RandnetSpec, data, "", origin, shown=("randnet", "splits"),
                                             configs=configs, splits=splits)), origin)
     if not spec.dataset.root or not is_image_tree(Path(spec.dataset.root)):
         raise SpecError(f"{origin}: dataset.root={spec.dataset.root!r}: the random network streams an image "
@@ -103,21 +103,9 @@ def parse_randnet_spec(data: dict, origin: str) -> RandomNetSpec:
     return spec
 
 
-def randnet_spec_data(spec: RandomNetSpec) -> dict:
+def randnet_spec_data(spec: RandnetSpec) -> dict:
     data = to_plain(spec)
     data["randnet"] = grid_of(data.pop("configs"))
     if spec.splits is not None:
         data["splits"] = {k: v for k, v in follow_up_data(spec.splits).items() if k not in ("targets", "rules")}
     return data
-
-
-
-def is_randnet(data: dict) -> bool:
-    return "randnet" in data
-
-
-def load_randnet_spec(path, overrides=()) -> RandomNetSpec:
-    data = read_yaml(path)
-    for assignment in overrides:
-        apply_override(data, assignment)
-    return parse_randnet_spec(data, str(path))
