@@ -15,7 +15,7 @@ import torch
 from orchestrator.specs.indices import parse_indices
 from trainables.data import load_dataset
 from trainables.discovery.stats import closest_real_tasks
-from trainables.tasks import read_table
+from trainables.task_table import read_table
 
 
 def main() -> None:

@@ -21,12 +21,14 @@ from pathlib import Path
 
 import torch
 
-from trainables.agreement_score import agreement_score, device_images
+from trainables.agreement_score import agreement_score
+from trainables.data import device_images
 from trainables.data import load_dataset
 from trainables.discovery import DiscoveryConfig, DiscoveryRun, save_encoder
 from trainables.discovery.export import write_table
 from trainables.protocol import Protocol
-from trainables.tasks import TaskLabels, make_task
+from trainables.labels import TaskLabels
+from trainables.tasks import make_task
 
 GROUPS = ("discovered", "random", "untrained", "real")
 REAL_TASKS = (0, 11, 18, 27, 31, 38, 40, 100)  # the paper's adversarial-split targets, and one more

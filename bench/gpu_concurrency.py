@@ -16,7 +16,8 @@ import time
 import torch
 
 from pair_throughput import random_dataset
-from trainables.agreement_score import AgreementRun, device_images, split_for
+from trainables.agreement_score import AgreementRun, split_for
+from trainables.data import device_images
 from trainables.protocol import Protocol
 from trainables.tasks import make_task
 

@@ -30,7 +30,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from trainables.agreement_score import AgreementRun, device_images, split_for  # noqa: E402
+from trainables.agreement_score import AgreementRun, split_for  # noqa: E402
+from trainables.data import device_images
 from trainables.data import CIFAR10_ENV, CIFAR10_MEAN, CIFAR10_STD, ImageDataset, load_dataset  # noqa: E402
 from trainables.models import build_model  # noqa: E402
 from trainables.protocol import Protocol  # noqa: E402

@@ -174,7 +174,8 @@ def _sync(args) -> int:
 def _show(args) -> int:
     """A picture of one task: a row of training images per label it gives."""
     from trainables.data import DATASETS
-    from trainables.tasks import TASK_KINDS, TaskError
+    from trainables.labels import TaskError
+    from trainables.tasks import TASK_KINDS
     from orchestrator.results.task_pictures import PER_LABEL, draw_task
     from orchestrator.specs.base import DatasetSpec, SweepBase, resolve_paths
     from orchestrator.specs.preflight import driver_dataset

@@ -8,11 +8,13 @@ import math
 import pytest
 import torch
 
-from trainables.agreement_score import AgreementRun, agreement_score, device_images, split_for
+from trainables.agreement_score import AgreementRun, agreement_score, split_for
+from trainables.data import device_images
 from trainables.data import CIFAR10_MEAN, CIFAR10_STD, ImageDataset
 from trainables.pair import Pair, init_seeds
 from trainables.protocol import Protocol
-from trainables.tasks import TaskLabels, make_task
+from trainables.labels import TaskLabels
+from trainables.tasks import make_task
 
 PROTOCOL = Protocol(arch="mlp", width=0.25, epochs=4, batch_size=64, holdout=100, eval_batch_size=70)
 

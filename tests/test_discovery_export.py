@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from discovery_fixtures import synthetic_dataset
-from trainables.agreement_score import device_images
+from trainables.data import device_images
 from trainables.discovery import (DiscoveryConfig, DiscoveryRun, export_table, load_encoder, save_encoder,
                                   table_of_test_images)
-from trainables.tasks import TASK_KINDS, TaskError, make_task, read_table
+from trainables.labels import TaskError
+from trainables.task_table import read_table
+from trainables.tasks import TASK_KINDS, make_task
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from discovery_fixtures import synthetic_dataset
-from trainables.agreement_score import device_images
+from trainables.data import device_images
 from trainables.data import make_split
 from trainables.discovery import DiscoveryConfig, DiscoveryRun, discover
 from trainables.discovery.run import discovery_split

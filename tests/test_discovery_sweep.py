@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from orchestrator.cli import load_any, main
 from orchestrator.kinds.discovery.spec import DiscoverySpec
 from sweep_helpers import REPO, child_runs
-from trainables.tasks import read_table
+from trainables.task_table import read_table
 
 TINY_DISCOVERY = {"arch": "mlp", "width": 0.125, "h_dim": 4, "n_linear_tasks": 4, "nsteps": 2,
                   "inner_batch_size": 32, "outer_batch_size": 32, "meta_steps": 6, "holdout": 60, "outer_pool": 60,

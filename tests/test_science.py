@@ -23,7 +23,8 @@ import torch
 
 from trainables.agreement_score import agreement_score
 from trainables.protocol import Protocol
-from trainables.tasks import TaskLabels, make_task
+from trainables.labels import TaskLabels
+from trainables.tasks import make_task
 
 WIDTH, EPOCHS, TRAIN_SUBSET, HOLDOUT_SUBSET, N_TASKS = 0.25, 12, 5000, 1000, 3
 # Asserted gap between the mean AS of real and of random tasks: well below the measured one

@@ -13,7 +13,7 @@ import yaml
 from discovery_fixtures import synthetic_dataset
 from orchestrator.cli import main
 from sweep_helpers import child_runs
-from trainables.agreement_score import device_images
+from trainables.data import device_images
 from trainables.config import ConfigError
 from trainables.discovery import DiscoveryConfig, build_encoder
 from trainables.discovery.backbone import load_backbone

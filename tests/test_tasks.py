@@ -11,8 +11,9 @@ import torch
 
 from trainables.data import CIFAR10_MEAN, CIFAR10_STD, ImageDataset
 from trainables.discovery import table_of_test_images, write_table
-from trainables.tasks import (REAL_TASKS, TASK_KINDS, TaskError, TaskLabels, make_task, read_table,
-                              register_task_kind, task_count)
+from trainables.labels import REAL_TASKS, TaskError, TaskLabels
+from trainables.task_table import read_table
+from trainables.tasks import TASK_KINDS, make_task, register_task_kind, task_count
 
 N_TRAIN, N_TEST = 40, 20
 

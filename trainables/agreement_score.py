@@ -12,10 +12,10 @@ from typing import Callable
 
 import torch
 
-from .data import DeviceImages, ImageDataset, Split, make_split
+from .data import DeviceImages, ImageDataset, Split, device_images, make_split
 from .pair import Pair, init_seeds
 from .protocol import Protocol
-from .tasks import TaskLabels
+from .labels import TaskLabels
 
 Reporter = Callable[[dict], None]
 
@@ -146,12 +146,6 @@ class AgreementRun:
         self.train_acc, self.stopped = tuple(state["train_acc"]), state["stopped"]
         self.curve = list(state["curve"])
 
-
-def device_images(dataset: ImageDataset, device: torch.device | str, channels_last: bool = False
-                  ) -> tuple[DeviceImages, DeviceImages]:
-    """The dataset's training and test images on `device`, ready for normalised batches."""
-    return (DeviceImages(dataset.train_x, dataset.mean, dataset.std, device, channels_last),
-            DeviceImages(dataset.test_x, dataset.mean, dataset.std, device, channels_last))
 
 
 def agreement_score(dataset: ImageDataset, labels: TaskLabels, protocol: Protocol, seed: int = 0,

@@ -10,9 +10,10 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:  # in annotations only: torch is imported where used, so loading a spec needs none
+    import torch
 
 from .sources import (TAR_SUFFIXES, Arrays, DatasetError, cache_dir, cached, content_key, is_tarball,
                       read_image_folder, read_tarball, read_torchvision_cifar10)
@@ -43,6 +44,7 @@ class ImageDataset:
 
 
 def _from_arrays(name: str, a: Arrays, mean=None, std=None) -> ImageDataset:
+    import torch
     x = torch.from_numpy(a.train_x)
     if mean is None:  # a dataset without published statistics: measure them on its training part
         xf = x.float().div_(255)
@@ -55,6 +57,7 @@ def _from_arrays(name: str, a: Arrays, mean=None, std=None) -> ImageDataset:
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std (fractions of 255) of uint8 images (N, C, H, W), from value histograms:
     exact, and without a float copy of the set (TinyImageNet at 64 px would need 5 GB)."""
+    import torch
     hist = torch.zeros(x.shape[1], 256, dtype=torch.float64)
     for chunk in x.split(1024):
         for c in range(x.shape[1]):
@@ -176,6 +179,7 @@ def load_image_folder(root: str | None = None, download: bool = False, image_siz
 def load_tiny_imagenet(root: str | None = None, download: bool = False, image_size: int | None = None) -> ImageDataset:
     """TinyImageNet in its original layout (folder, .zip or .tar.gz; trainables.tiny_imagenet), resized to
     image_size (null = 32, the authors'); never downloaded. Statistics measured on train."""
+    import torch
     size = image_size or DEFAULT_IMAGE_SIZE
     arrays = cached(tiny_imagenet_source(root), f"tiny-imagenet-{size}px", lambda p: read_tiny_imagenet(p, size))
     return _from_arrays("tiny-imagenet", arrays, *channel_stats(torch.from_numpy(arrays.train_x)))
@@ -225,6 +229,7 @@ class Split:
 
 
 def seeded_subset(idx: torch.Tensor, n: int | None, g: torch.Generator, what: str) -> torch.Tensor:
+    import torch
     if n is None:
         return idx
     if n > len(idx):
@@ -243,6 +248,7 @@ def make_split(n_train_images: int, n_test_images: int, holdout: int = 5000, see
     """The authors' split: `random_split(train, [n - holdout, holdout], generator=Generator().manual_seed(seed))`
     (check_as.py), whose held-out images are the last `holdout` of a seeded permutation; plus the
     test images; optional seeded subsets of each part for quick runs."""
+    import torch
     if not 0 < holdout < n_train_images:
         raise ValueError(f"holdout={holdout} must be between 1 and {n_train_images - 1}")
     perm = torch.randperm(n_train_images, generator=torch.Generator().manual_seed(seed))  # random_split's draw
@@ -258,6 +264,7 @@ class DeviceImages:
 
     def __init__(self, images: torch.Tensor, mean, std, device: torch.device | str = "cpu",
                  channels_last: bool = False):
+        import torch
         self.images = images.to(device)
         c = images.shape[1]
         std_t = torch.tensor(std, device=self.images.device).view(1, c, 1, 1)
@@ -274,5 +281,13 @@ class DeviceImages:
         return len(self.images)
 
     def batch(self, idx: torch.Tensor) -> torch.Tensor:
+        import torch
         x = torch.addcmul(self.shift, self.images[idx].float(), self.scale)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def device_images(dataset: ImageDataset, device: torch.device | str, channels_last: bool = False
+                  ) -> tuple[DeviceImages, DeviceImages]:
+    """The dataset's training and test images on `device`, ready for normalised batches."""
+    return (DeviceImages(dataset.train_x, dataset.mean, dataset.std, device, channels_last),
+            DeviceImages(dataset.test_x, dataset.mean, dataset.std, device, channels_last))

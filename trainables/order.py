@@ -13,8 +13,10 @@ import hashlib
 import warnings
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # in annotations only: torch is imported where used, so loading a spec needs none
+    import torch
 
 ORDER_KEY = b"taskdisc.image_order"
 _cache: dict[int, tuple[weakref.ref, str]] = {}  # id(images) -> (the images, their order)

@@ -12,52 +12,14 @@ Later kinds join through `register_task_kind`.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import itertools
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
-import torch
 
 from .data import ImageDataset
-from .order import check_order
-
-REAL_TASKS: tuple[tuple[int, ...], ...] = tuple(itertools.combinations(range(10), 5))[:126]
-
-
-class TaskError(ValueError):
-    """A task cannot be built (bad index, file or labels); the message says how to fix it."""
-
-
-@dataclass(frozen=True)
-class TaskLabels:
-    """One task's labels over the dataset: `train` per training image, `test` per test image
-    (None where the task is only defined on training images, e.g. a table)."""
-    name: str
-    train: torch.Tensor
-    test: torch.Tensor | None
-    num_classes: int
-
-    def balance(self) -> float:
-        """Fraction of training images in the most common class (0.5 = balanced binary task)."""
-        return float(torch.bincount(self.train, minlength=self.num_classes).max()) / len(self.train)
-
-    def digest(self) -> str:
-        """Identity of the labelling itself (not of its name): equal for two tasks that label every
-        image alike, so runs that share labels are seen to share them."""
-        h = hashlib.sha256(f"{self.num_classes}:".encode())
-        for part in (self.train, self.test):
-            h.update(b"|" if part is None else part.to(torch.int64).cpu().numpy().tobytes())
-        return h.hexdigest()[:16]
-
-
-class TaskKind(Protocol):
-    def __call__(self, dataset: ImageDataset, index: int, *, source: str | None,
-                 num_classes: int) -> TaskLabels: ...
-
+from .labels import REAL_TASKS, TaskError, TaskLabels
+from .task_table import check_table_order, read_table
 
 def _check_index(kind: str, index: int, n: int) -> None:
     if not 0 <= index < n:
@@ -65,6 +27,7 @@ def _check_index(kind: str, index: int, n: int) -> None:
 
 
 def real_task(dataset: ImageDataset, index: int, *, source=None, num_classes: int = 2) -> TaskLabels:
+    import torch
     _check_index("real", index, len(REAL_TASKS))
     if len(dataset.classes) != 10:
         raise TaskError(f"real tasks need a 10-class dataset, {dataset.name} has {len(dataset.classes)}")
@@ -79,6 +42,7 @@ def real10_task(dataset: ImageDataset, index: int, *, source=None, num_classes: 
 
 
 def random_task(dataset: ImageDataset, index: int, *, source=None, num_classes: int = 2) -> TaskLabels:
+    import torch
     if index < 0:
         raise TaskError(f"random task index {index} is out of range: use 0 or more")
     g = torch.Generator().manual_seed(index)
@@ -87,65 +51,9 @@ def random_task(dataset: ImageDataset, index: int, *, source=None, num_classes: 
     return TaskLabels(f"random-{index}", train, test, num_classes)
 
 
-def file_version(path: Path) -> tuple:
-    """What tells a file's versions apart for the readers' memo: (path, size, mtime)."""
-    st = path.stat()
-    return str(path.resolve()), st.st_size, st.st_mtime_ns
-
-
-def read_table(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Task columns and their values (rows = dataset indices) from the authors' CSV or Parquet.
-
-    A leading index column (empty header, 'index' or '__index_level_0__') orders the rows. A table
-    is read once while it is unchanged (one read per sweep, not one per task), its values read-only.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise TaskError(f"task table {path} does not exist; pass the path of a CSV or Parquet task table")
-    return _read_table(path, file_version(path))
-
-
-@functools.lru_cache(maxsize=8)
-def _read_table(path: Path, version: tuple) -> tuple[list[str], np.ndarray]:
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-    try:
-        table = pq.read_table(path) if path.suffix == ".parquet" else pacsv.read_csv(path)
-    except Exception as e:  # pyarrow raises ArrowInvalid and friends
-        raise TaskError(f"task table {path} is unreadable ({e}); give a CSV or .parquet file") from None
-    names = list(table.column_names)
-    order = None
-    if names and names[0] in ("", "index", "__index_level_0__"):
-        order = np.asarray(table.column(0).to_numpy(zero_copy_only=False))
-        names = names[1:]
-    if not names:
-        raise TaskError(f"task table {path} has no task columns; add one column per task")
-    values = []
-    for n in names:
-        col = table.column(n)
-        if col.null_count or not (str(col.type).startswith(("int", "uint"))):
-            raise TaskError(f"task table {path}: column {n!r} holds {col.type} values (or blanks); "
-                            "labels must be integers")
-        values.append(col.to_numpy())
-    values = np.stack(values, axis=1)
-    if order is not None:
-        if sorted(order.tolist()) != list(range(len(order))):
-            raise TaskError(f"task table {path}: the index column is not a permutation of 0..{len(order) - 1}")
-        values = values[np.argsort(order)]
-    values.setflags(write=False)
-    return names, values
-
-
-def check_table_order(path, images, dataset: str, what: str) -> None:
-    """TaskError if the table at `path` indexes another order of `images` (trainables.order)."""
-    try:
-        check_order(path, images, dataset, what)
-    except ValueError as e:
-        raise TaskError(str(e)) from None
-
-
 def table_task(dataset: ImageDataset, index: int, *, source: str | None = None,
                num_classes: int = 2) -> TaskLabels:
+    import torch
     if not source:
         raise TaskError("table tasks need a source: the path of a CSV or Parquet task table")
     names, values = read_table(source)
@@ -183,6 +91,7 @@ def read_class_sets(path: str | Path) -> list[list[int]]:
 
 def classes_task(dataset: ImageDataset, index: int, *, source: str | None = None,
                  num_classes: int = 2) -> TaskLabels:
+    import torch
     if not source:
         raise TaskError("classes tasks need a source: a .npy or text file of positive class ids, one task per row")
     rows = read_class_sets(source)
@@ -199,7 +108,7 @@ def classes_task(dataset: ImageDataset, index: int, *, source: str | None = None
 
 def discovered_task(dataset: ImageDataset, index: int, *, source: str | None = None,
                     num_classes: int = 2) -> TaskLabels:
-    # Imported here: trainables.discovery imports this module.
+    # Imported when used: discovery builds on the AS protocol and the task table, not on this registry.
     from .discovery.export import discovered_task as from_discovery
     return from_discovery(dataset, index, source=source, num_classes=num_classes)
 

@@ -32,6 +32,7 @@ class SweepKind:
     adapter: Callable[[], Any]  # -> its Tune adapter (trials/api.py); called when a sweep runs
     finish: Callable  # (spec, rows, log, complete): tables, figures and the parent run at the sweep's end
     summarize: Callable[[list, int], str]  # (record rows, how many top tasks) -> what `taskdisc results` prints
+    example: Callable[[str], dict]  # a spec of a few seconds' sweep on the image folder at `root` (tests run it)
     sections: dict[str, type] = field(default_factory=dict)  # `taskdisc fields` sections: title -> dataclass
     made: str | None = None  # for kinds whose trials export files: what they made, e.g. "... under {dir}/x"
     follow_ups: tuple[tuple[str, str], ...] = ()  # (spec field, label) of the sweeps run on what it made

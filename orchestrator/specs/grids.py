@@ -18,11 +18,12 @@ def grid(raw: dict) -> list[dict]:
 
 
 def grid_of(points: list[dict]) -> dict:
-    """The inverse of `grid` for a full grid: each key's distinct values (a list when several)."""
+    """The inverse of `grid` for a full grid: each key's distinct values (a list when several, and when
+    its one value is itself a list, which `grid` would take for an axis)."""
     out = {}
     for k in points[0]:
         values = list({json.dumps(p[k], sort_keys=True): p[k] for p in points}.values())
-        out[k] = values if len(values) > 1 else values[0]
+        out[k] = values if len(values) > 1 or isinstance(values[0], list) else values[0]
     return out
 
 

@@ -6,6 +6,7 @@ fix a spec without reading code. Bounds and choices come from the fields' `param
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import types
@@ -149,6 +150,29 @@ def to_plain(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_plain(v) for v in obj]
     return obj
+
+
+def from_plain(tp: Any, value: Any) -> Any:
+    """The inverse of `to_plain` for type `tp` (a dataclass, tuple[X, ...], X | None, dict or a plain type),
+    by the dataclasses' own fields and type hints: how a trial's config becomes its dataclass again."""
+    if value is None:
+        return None
+    tp = _is_optional(tp)[1]
+    if dataclasses.is_dataclass(tp):
+        hints = _hints(tp)
+        return tp(**{f.name: from_plain(hints[f.name], value[f.name]) for f in dataclasses.fields(tp)
+                     if f.init and f.name in value})
+    if tp is tuple or typing.get_origin(tp) is tuple:
+        item = (typing.get_args(tp) or (Any,))[0]
+        return tuple(from_plain(item, v) for v in value)
+    if tp is dict or typing.get_origin(tp) is dict:
+        return dict(value)
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:

@@ -7,20 +7,31 @@ format), so no trial starts on input that cannot work.
 """
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 from trainables.data import ImageDataset, load_dataset
 from trainables.sources import DatasetError
-from trainables.tasks import TaskError, check_tasks
+from trainables.labels import TaskError
+from trainables.task_table import file_version
+from trainables.tasks import check_tasks
 
 from orchestrator.specs.io import SpecError
 
 
 def driver_dataset(dataset_spec, origin: str) -> ImageDataset:
-    """The spec's dataset, decoded (or read from the cache); a SpecError if it cannot be had. Not kept:
-    the driver holds no images while the sweep runs."""
-    try:
-        return load_dataset(dataset_spec.name, dataset_spec.root, dataset_spec.download, dataset_spec.image_size)
+    """The spec's dataset, decoded (or read from the cache); a SpecError if it cannot be had. Loaded once per
+    process: the checks before a sweep, its end (task pictures) and its follow-up sweeps share it."""
+    root = Path(dataset_spec.root) if dataset_spec.root else None
+    try:  # a file replaced in place (same path) is loaded anew
+        return _loaded(dataset_spec, file_version(root) if root and root.exists() else None)
     except DatasetError as e:
         raise SpecError(f"{origin}: dataset: {e}") from None
+
+
+@functools.lru_cache(maxsize=1)  # one dataset at a time: a driver switching datasets frees the last
+def _loaded(dataset_spec, version: tuple | None) -> ImageDataset:
+    return load_dataset(dataset_spec.name, dataset_spec.root, dataset_spec.download, dataset_spec.image_size)
 
 
 def check_task_sets(sets, dataset: ImageDataset, origin: str) -> None:

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from trainables.config import param
-from trainables.tasks import TASK_KINDS, TaskError, read_table, task_count
+from trainables.labels import TaskError
+from trainables.task_table import read_table
+from trainables.tasks import TASK_KINDS, task_count
 
 from orchestrator.specs.indices import parse_indices
 from orchestrator.specs.io import SpecError, build

@@ -5,7 +5,7 @@ actor, not once per trial. Plain Python: the cache is a dict the actor owns.
 """
 from __future__ import annotations
 
-from trainables.agreement_score import device_images
+from trainables.data import device_images
 from trainables.data import DeviceImages, ImageDataset, load_dataset
 
 LOADS = "loads"

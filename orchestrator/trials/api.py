@@ -18,7 +18,7 @@ from trainables.config import ConfigError
 from trainables.order import OrderError
 from trainables.sources import DatasetError
 from trainables.splits import SplitError
-from trainables.tasks import TaskError
+from trainables.labels import TaskError
 
 # Errors of bad input (a task file, a dataset, a split): a retry fails the same way, so a trial that
 # raises one ends with it as its outcome instead of being retried.

@@ -11,14 +11,38 @@ its embedding) get a high agreement score, by unrolled second-order meta-learnin
 | run.py | DiscoveryRun (stateful, resumable) and discover() |
 | export.py | encoder checkpoints, task tables, the `discovered` task kind |
 """
-from .config import DiscoveryConfig
-from .encoder import TaskEncoder, build_encoder, calibrate_bn, encoder_labels, orthogonal_hyperplanes
-from .export import discovered_task, export_table, load_encoder, save_encoder, table_of_test_images, write_table
-from .losses import agreement_loss, uniformity_loss
-from .run import DiscoveryResult, DiscoveryRun, discover
-from .unroll import InnerPair, MetaBatch, MetaOutput, meta_objective
 
-__all__ = ["DiscoveryConfig", "TaskEncoder", "build_encoder", "calibrate_bn", "encoder_labels",
-           "orthogonal_hyperplanes", "discovered_task", "export_table", "load_encoder", "save_encoder",
-           "table_of_test_images", "write_table", "agreement_loss", "uniformity_loss", "DiscoveryResult",
-           "DiscoveryRun", "discover", "InnerPair", "MetaBatch", "MetaOutput", "meta_objective"]
+import importlib
+
+# Name -> the module that defines it, imported on first use: importing a config (what a spec needs)
+# does not import the training code (PyTorch, lightly).
+_EXPORTS = {
+    "DiscoveryConfig": "config",
+    "TaskEncoder": "encoder",
+    "build_encoder": "encoder",
+    "calibrate_bn": "encoder",
+    "encoder_labels": "encoder",
+    "orthogonal_hyperplanes": "encoder",
+    "discovered_task": "export",
+    "export_table": "export",
+    "load_encoder": "export",
+    "save_encoder": "export",
+    "table_of_test_images": "export",
+    "write_table": "export",
+    "agreement_loss": "losses",
+    "uniformity_loss": "losses",
+    "DiscoveryResult": "run",
+    "DiscoveryRun": "run",
+    "discover": "run",
+    "InnerPair": "unroll",
+    "MetaBatch": "unroll",
+    "MetaOutput": "unroll",
+    "meta_objective": "unroll",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

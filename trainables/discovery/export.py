@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..agreement_score import device_images
+from ..data import device_images
 from ..data import ImageDataset
 from ..order import image_order, order_metadata
-from ..tasks import TaskError, TaskLabels, check_table_order, read_table
+from ..labels import TaskError, TaskLabels
+from ..task_table import check_table_order, read_table
 from .config import DiscoveryConfig
 from .encoder import TaskEncoder, build_encoder, encoder_labels
 

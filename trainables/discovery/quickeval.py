@@ -6,7 +6,7 @@ import torch
 from ..agreement_score import AgreementRun
 from ..data import DeviceImages, make_split
 from ..protocol import Protocol
-from ..tasks import TaskLabels
+from ..labels import TaskLabels
 from .encoder import TaskEncoder, encoder_labels
 
 

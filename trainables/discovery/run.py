@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from ..agreement_score import device_images
+from ..data import device_images
 from ..cpu_memory import retain_freed_memory
 from ..data import DeviceImages, ImageDataset, Split, make_split
 from .backbone import load_backbone

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..tasks import REAL_TASKS
+from ..labels import REAL_TASKS
 
 
 def task_stats(labels: torch.Tensor) -> dict[str, float]:

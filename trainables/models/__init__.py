@@ -5,32 +5,30 @@ Every model exposes `features(x)` (penultimate features, shape (B, feature_dim))
 """
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+from typing import TYPE_CHECKING, Callable
 
-import torch.nn as nn
+if TYPE_CHECKING:
+    import torch.nn as nn
 
-from .mlp import MLP
-from .resnet import cifar_resnet18
-from .vit import ViT
-
-Constructor = Callable[..., nn.Module]
+Constructor = Callable[..., "nn.Module"]
 
 
-def resnet50(**kwargs) -> nn.Module:
-    from .resnet50 import resnet50 as build  # torchvision's import costs seconds: only when built
-    return build(**kwargs)
+def _lazy(module: str, name: str) -> Constructor:
+    """The constructor `name` of `module`, imported when first called: a spec names models without
+    importing PyTorch (or torchvision, seconds more for the ResNet-50s)."""
+    def build(**kwargs) -> nn.Module:
+        return getattr(importlib.import_module(module, __name__), name)(**kwargs)
+    build.__name__ = name
+    return build
 
-
-def resnet50_cifar(**kwargs) -> nn.Module:
-    from .resnet50 import resnet50_cifar as build
-    return build(**kwargs)
 
 MODELS: dict[str, Constructor] = {
-    "resnet18": cifar_resnet18,
-    "mlp": MLP,
-    "vit": ViT,
-    "resnet50": resnet50,
-    "resnet50_cifar": resnet50_cifar,
+    "resnet18": _lazy(".resnet", "cifar_resnet18"),
+    "mlp": _lazy(".mlp", "MLP"),
+    "vit": _lazy(".vit", "ViT"),
+    "resnet50": _lazy(".resnet50", "resnet50"),
+    "resnet50_cifar": _lazy(".resnet50", "resnet50_cifar"),
 }
 
 

@@ -11,15 +11,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ..agreement_score import AgreementResult, AgreementRun, Reporter, device_images
+from ..agreement_score import AgreementResult, AgreementRun, Reporter
+from ..data import device_images
 from ..data import ImageDataset, Split, seeded_subset
 from ..protocol import Protocol
-from ..tasks import TaskLabels, make_task
+from ..labels import TaskLabels
+from ..tasks import make_task
+from .config import LABELS
 from .construct import TrainTestSplit
-
-# What a split trial trains on: the target's own labels, or the dataset's classes (the paper's
-# 10-way use of the same splits).
-LABELS = ("target", "classes")
 
 
 def split_parts(split: TrainTestSplit, protocol: Protocol, n_test_images: int) -> Split:

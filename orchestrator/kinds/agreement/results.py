@@ -138,7 +138,7 @@ def task_pictures(spec: AgreementSpec, rows: list[dict], out_dir: Path) -> list[
     failed sweep, if the data is gone by now)."""
     from orchestrator.results.task_pictures import sweep_task_pictures
     from orchestrator.specs.preflight import driver_dataset
-    from trainables.tasks import TaskError
+    from trainables.labels import TaskError
     try:
         return sweep_task_pictures(driver_dataset(spec.dataset, spec.name), rows, out_dir)
     except (SpecError, TaskError, ValueError) as e:

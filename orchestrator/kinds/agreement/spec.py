@@ -16,7 +16,7 @@ from trainables.protocol import Protocol
 
 from orchestrator.specs.base import DatasetSpec, SweepBase, checked_data, resolve_paths
 from orchestrator.specs.indices import parse_seeds
-from orchestrator.specs.io import SpecError, build, digest, grid_label, to_plain
+from orchestrator.specs.io import SpecError, build, digest, from_plain, grid_label, to_plain
 from orchestrator.specs.grids import grid_of, on_device, protocol_grid
 from orchestrator.specs.fidelity import Fidelity, fidelity_data, parse_fidelity, point_names
 from orchestrator.specs.search import Search
@@ -96,8 +96,7 @@ class AgreementTrial:
 
     @classmethod
     def from_config(cls, c: dict) -> "AgreementTrial":
-        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], c["group"], c["kind"], c["index"], c["source"],
-                   c["num_classes"], c["seed"], Protocol(**c["protocol"]), tuple(c["varying"]), c["point"])
+        return from_plain(cls, c)
 
 
 @functools.lru_cache(maxsize=4096)  # shared by every trial of a task set: hashed once, not per trial

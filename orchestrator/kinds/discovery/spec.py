@@ -15,10 +15,9 @@ from pathlib import Path
 
 from trainables.config import ConfigError, param
 from trainables.data import HOLDOUT_RULE
-from trainables.discovery import DiscoveryConfig, build_encoder
-from trainables.discovery.backbone import load_backbone, read_backbone
+from trainables.discovery import DiscoveryConfig
 from trainables.sources import content_key
-from trainables.tasks import file_version
+from trainables.task_table import file_version
 
 from orchestrator.kinds.agreement.spec import AgreementSpec
 
@@ -28,7 +27,7 @@ from orchestrator.kinds.discovery.search import OBJECTIVE, DiscoverySearch
 from orchestrator.specs.grids import grid, grid_of, on_device, protocol_grid
 from orchestrator.specs.indices import parse_indices, parse_seeds
 from orchestrator.kinds.splits.spec import SplitFollowUp, SplitSpec, follow_up_data, split_follow_up
-from orchestrator.specs.io import SpecError, build, digest, grid_label, to_plain
+from orchestrator.specs.io import SpecError, build, digest, from_plain, grid_label, to_plain
 
 TABLE, UNTRAINED, CSV, ENCODER = "tasks.parquet", "untrained.parquet", "discovered.csv", "encoder.pt"
 CLOSENESS = "closest_real.csv"  # each task's nearest human (real) task, trained and untrained
@@ -114,6 +113,8 @@ class DiscoverySpec(SweepBase):
 
     def preflight(self, origin: str):
         """The base checks, then every backbone checkpoint against the encoder it is to fill."""
+        from trainables.discovery import build_encoder
+        from trainables.discovery.backbone import load_backbone
         dataset = super().preflight(origin)
         for c in {c.backbone_ckpt: c for c in self.configs if c.backbone_ckpt}.values():
             try:
@@ -173,9 +174,7 @@ class DiscoveryTrial:
 
     @classmethod
     def from_config(cls, c: dict) -> "DiscoveryTrial":
-        search = {k: tuple(v) if isinstance(v, list) else v for k, v in c["search"].items()}
-        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], DiscoveryConfig(**c["config"]), tuple(c["varying"]),
-                   c["steps_per_report"], c["sweep_dir"], DiscoverySearch(**search), dict(c["tuned"]), c["search_id"])
+        return from_plain(cls, c)
 
 
 def _configs(raw, origin: str) -> tuple[DiscoveryConfig, ...]:
@@ -189,6 +188,7 @@ def _resolved(config: DiscoveryConfig, origin: str) -> DiscoveryConfig:
     file is known to be a readable state dict."""
     if not config.backbone_ckpt:
         return config
+    from trainables.discovery.backbone import read_backbone  # PyTorch: only for a spec that names a checkpoint
     path = Path(config.backbone_ckpt).expanduser().resolve()
     try:
         read_backbone(path)

@@ -20,7 +20,7 @@ from trainables.ssl import SimCLRConfig
 from orchestrator.specs.base import DatasetSpec, SweepBase, checked_data, resolve_paths
 from orchestrator.kinds.discovery.spec import DiscoverySpec, discovery_spec_data, parse_discovery_spec
 from orchestrator.specs.grids import grid, grid_of
-from orchestrator.specs.io import SpecError, build, digest, grid_label, to_plain
+from orchestrator.specs.io import SpecError, build, digest, from_plain, grid_label, to_plain
 
 BACKBONE = "backbone.pt"
 # Discovery fields the pretraining decides: the backbone's architecture, its weights, what it sees.
@@ -86,8 +86,7 @@ class PretrainTrial:
 
     @classmethod
     def from_config(cls, c: dict) -> "PretrainTrial":
-        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], SimCLRConfig(**c["config"]),
-                   tuple(c["varying"]), c["sweep_dir"])
+        return from_plain(cls, c)
 
 
 def _discover(data: dict, configs: tuple[SimCLRConfig, ...], origin: str) -> DiscoverySpec | None:

@@ -14,9 +14,16 @@ def _adapter():
     return RandnetAdapter()
 
 
+def example(root: str) -> dict:
+    return {"name": "example-randnet", "dataset": {"name": "imagefolder", "root": root},
+            "randnet": {"arch": "resnet18", "width": 0.125, "image_size": None, "batch_size": 64,
+                        "batches_per_step": 2, "decode_threads": 1},
+            "resources": {"cpus": 1}}
+
+
 KIND = SweepKind(
     name="randnet", doc="split images by an untrained network's logit and export the splits",
     spec=RandnetSpec, trial=RandnetTrial, parse=parse_randnet_spec, dump=randnet_spec_data, adapter=_adapter,
-    finish=functools.partial(finish_exports, kind="randnet"), summarize=summarize_exports,
+    finish=functools.partial(finish_exports, kind="randnet"), summarize=summarize_exports, example=example,
     sections={"randnet spec": RandnetSpec, "randnet": RandnetConfig},
     made="images scored; splits under {dir}/randnet", follow_ups=(("splits", "the splits sweep"),))

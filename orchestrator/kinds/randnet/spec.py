@@ -19,7 +19,7 @@ from trainables.splits import RandnetConfig
 from orchestrator.specs.base import DatasetSpec, SweepBase, checked_data, resolve_paths
 from orchestrator.specs.task_sets import TaskSet
 from orchestrator.specs.grids import grid, grid_of
-from orchestrator.specs.io import SpecError, build, digest, grid_label, to_plain
+from orchestrator.specs.io import SpecError, build, digest, from_plain, grid_label, to_plain
 from orchestrator.kinds.splits.spec import SplitFollowUp, SplitSpec, follow_up_data, split_follow_up
 
 SPLIT, TABLE, PARTITION, TARGET, RULE = "adv-split.torch", "split.parquet", "partition.csv", "target.npy", "rule.parquet"
@@ -84,8 +84,7 @@ class RandnetTrial:
 
     @classmethod
     def from_config(cls, c: dict) -> "RandnetTrial":
-        return cls(c["spec"], DatasetSpec(**c["dataset"]), c["data_id"], RandnetConfig(**c["config"]),
-                   tuple(c["varying"]), c["sweep_dir"])
+        return from_plain(cls, c)
 
 
 def parse_randnet_spec(data: dict, origin: str) -> RandnetSpec:

@@ -13,8 +13,15 @@ def _adapter():
     return SplitAdapter()
 
 
+def example(root: str) -> dict:
+    return {"name": "example-splits", "dataset": {"name": "imagefolder", "root": root},
+            "protocol": {"arch": "mlp", "width": 0.125, "epochs": 1, "batch_size": 64, "compile": "off"},
+            "splits": {"targets": {"kind": "real", "indices": [0]}, "rules": {"real": [1]}, "half": 1},
+            "resources": {"cpus": 1}}
+
+
 KIND = SweepKind(
     name="splits", doc="train on the splits of target tasks and measure their test accuracy",
     spec=SplitSpec, trial=SplitTrial, parse=parse_split_spec, dump=split_spec_data, adapter=_adapter,
-    finish=finish_splits, summarize=summarize_splits,
+    finish=finish_splits, summarize=summarize_splits, example=example,
     sections={"split spec": SplitSpec, "protocol": Protocol, "splits": SplitPlan, "follow-up splits": SplitFollowUp})

@@ -14,7 +14,8 @@ from trainables.order import check_order, image_order
 from trainables.splits import (SplitError, TrainTestSplit, adversarial_split, check_split, random_half_split,
                                random_split_like)
 from trainables.splits.files import NO_TARGET, read_splits, write_splits
-from trainables.tasks import TaskError, TaskLabels, make_task
+from trainables.labels import TaskError, TaskLabels
+from trainables.tasks import make_task
 
 from orchestrator.specs.task_sets import TaskSet
 from orchestrator.specs.io import SpecError

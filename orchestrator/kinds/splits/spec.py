@@ -14,13 +14,13 @@ from pathlib import Path
 
 from trainables.config import param
 from trainables.protocol import Protocol
-from trainables.splits.training import LABELS
+from trainables.splits.config import LABELS
 
 from orchestrator.specs.base import DatasetSpec, SweepBase, checked_data, resolve_paths
 from orchestrator.specs.task_sets import TaskSet, task_sets
 from orchestrator.specs.grids import grid_of, on_device, protocol_grid
 from orchestrator.specs.indices import parse_indices, parse_seeds
-from orchestrator.specs.io import SpecError, build, digest, grid_label, to_plain
+from orchestrator.specs.io import SpecError, build, digest, from_plain, grid_label, to_plain
 
 # Targets and rules must be binary tasks; these kinds are not (or not always).
 NOT_BINARY = ("real10",)
@@ -163,9 +163,7 @@ class SplitTrial:
 
     @classmethod
     def from_config(cls, c: dict) -> "SplitTrial":
-        c = dict(c)
-        return cls(**{**c, "dataset": DatasetSpec(**c["dataset"]), "protocol": Protocol(**c["protocol"]),
-                      "varying": tuple(c["varying"])})
+        return from_plain(cls, c)
 
 
 def _one_set(raw, key: str, origin: str) -> TaskSet:
