@@ -72,24 +72,25 @@ def _sweep(args) -> int:
 
 
 def _results(args) -> int:
-    from orchestrator.kinds import kind_of
     from orchestrator.tracking.record import Record
     target = Path(args.target)
     if target.is_file():
         target = Path(load_any(target, args.set).sweep_dir)
     if not (target / "record").is_dir():
         raise SpecError(f"{target}: no sweep record here; pass a sweep folder (runs/<name>) or its spec file")
-    spec = saved_spec(target)  # the spec the sweep ran: its kind and its trials' keys
+    kind, current = saved_sweep(target)
     record = Record(target)
     rows = record.rows()
     if record.set_aside:
         print(f"({len(record.set_aside)} unreadable record files were moved to {record.aside_dir}; "
               "their trials run again on the next sweep)")
-    current = {t.key for t in spec.iter_trials()}
-    shown = [r for r in rows if r["key"] in current]  # not rows of earlier runs of the folder under another spec
-    if len(shown) < len(rows):
-        print(f"({len(rows) - len(shown)} recorded trials of an earlier spec or version of this sweep are not shown)")
-    print(kind_of(spec).summary(shown, args.top, args.compare) + fidelity_report(target))
+    if current is not None:  # rows of earlier runs of the folder under another spec or code version
+        shown = [r for r in rows if r["key"] in current]
+        if len(shown) < len(rows):
+            print(f"({len(rows) - len(shown)} recorded trials of an earlier spec or version of this sweep are "
+                  "not shown)")
+        rows = shown
+    print(kind.summary(rows, args.top, args.compare) + fidelity_report(target))
     return 0
 
 
@@ -97,6 +98,24 @@ def fidelity_report(sweep_dir: Path) -> str:
     """A fidelity study's report (written when its sweep finished), or ''."""
     path = sweep_dir / "fidelity.txt"
     return f"\nfidelity against the reference protocol ({path}):\n{path.read_text().rstrip()}" if path.is_file() else ""
+
+
+def saved_sweep(sweep_dir: Path) -> tuple:
+    """(kind, keys of its trials) of the spec saved in `sweep_dir`. Where this version cannot load it
+    (a sweep recorded by an older one), the kind its `kind:` names (else the first registered: agreement
+    scores) and None: every recorded trial is shown."""
+    from orchestrator.kinds import KIND_KEY, kind_of, kinds
+    from orchestrator.specs.io import read_yaml
+    try:
+        spec = load_any(sweep_dir / "spec.yaml", ())
+        return kind_of(spec), {t.key for t in spec.iter_trials()}
+    except SpecError as e:
+        print(f"({e}: showing every recorded trial)")
+    try:
+        named = read_yaml(sweep_dir / "spec.yaml").get(KIND_KEY)
+    except SpecError:
+        named = None
+    return kinds().get(named, next(iter(kinds().values()))), None
 
 
 def saved_spec(sweep_dir: Path):

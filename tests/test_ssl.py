@@ -185,7 +185,7 @@ def test_bad_ssl_input_is_one_line_exit_2_nothing_written(make, message, tmp_pat
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     changes = make(inputs, backbone_file)
-    base = {"name": "bad", "dataset": {"name": "imagefolder", "root": str(tiny_dataset_tar)}, "output_dir": "runs"}
+    base = {"kind": "pretrain" if "pretrain" in changes else "discovery", "name": "bad", "dataset": {"name": "imagefolder", "root": str(tiny_dataset_tar)}, "output_dir": "runs"}
     spec = {**base, **{k: v for k, v in changes.items() if v is not None}}
     path = tmp_path / "spec" / "bad.yaml"
     path.parent.mkdir()
