@@ -9,6 +9,7 @@ before it computes anything itself.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pickle
 import select
@@ -27,9 +28,21 @@ class ChildFailed(Exception):
     """The child raised (the message is its exception) or died without a result."""
 
 
-def _run_child(fn: Callable, args: tuple, write_fd: int, log: str | None, new_group: bool) -> None:
+def die_with_parent(parent: int) -> None:
+    """SIGKILL this process when its parent dies, however it dies (Linux): a child in its own
+    process group is out of reach of a kill of the parent's group (the device tool's at its time
+    limit, a shell's), and would hold the GPU on. `parent`: the pid that forked this process."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(1)
+
+
+def _run_child(fn: Callable, args: tuple, write_fd: int, log: str | None, new_group: bool, parent: int) -> None:
     """The child's whole life: it never returns into the parent's code, whatever fails."""
     try:
+        die_with_parent(parent)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent may turn SIGTERM into an exception
         if new_group:
             os.setpgid(0, 0)
@@ -109,10 +122,11 @@ def call_forked(fn: Callable, *args, timeout: float | None = None, log: str | No
     sys.stdout.flush()
     sys.stderr.flush()
     read_fd, write_fd = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _run_child(fn, args, write_fd, log, new_group)
+        _run_child(fn, args, write_fd, log, new_group, parent)
     os.close(write_fd)
     if new_group:
         with contextlib.suppress(PermissionError, ProcessLookupError):

@@ -1,4 +1,4 @@
-"""Part 3 of the GPU check: how many pairs one GPU trains at once before adding one stops paying.
+"""Part 4 of the GPU check: how many pairs one GPU trains at once before adding one stops paying.
 
 Processes, not CUDA streams, because that is how a sweep packs pairs on a GPU (Ray actors with
 fractional `resources.gpus`). One worker process per slot is forked once, for the largest
@@ -9,12 +9,14 @@ eight processes at once would cost more than the whole part's budget.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import resource
 import time
 
 import torch
 
+from forked import die_with_parent
 from pair_throughput import random_dataset
 from trainables.agreement_score import AgreementRun, split_for
 from trainables.data import device_images
@@ -32,10 +34,12 @@ def peak_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def worker(rank: int, counts, archs, sizes: dict, device: torch.device, barriers: dict, results) -> None:
+def worker(rank: int, counts, archs, sizes: dict, device: torch.device, barriers: dict, results,
+           parent: int) -> None:
     """Train each arch at every count that includes this rank; send (count, arch, rank, images,
     train seconds, window start, window end, peak MiB) per measurement."""
     try:
+        die_with_parent(parent)  # a part killed with SIGKILL cannot terminate its workers itself
         threads = torch.get_num_threads()
         n_train = sizes["batches"] * sizes["batch"]
         dataset = random_dataset(n_train)
@@ -99,7 +103,7 @@ def suggestion(arch: str, totals: dict[int, float]) -> str:
 
 def concurrency(report, device: torch.device, *, archs, processes, width, batch, batches, repeats,
                 precision) -> None:
-    """Part 3: per-pair and total images/s at each process count, and a `resources.gpus` per arch."""
+    """Part 4: per-pair and total images/s at each process count, and a `resources.gpus` per arch."""
     counts = sorted(processes)
     sizes = dict(width=width, batch=batch, batches=batches, repeats=repeats, precision=precision)
     report.line(f"Random images; width {width}, batch {batch}, {precision}, channels_last, eager; per process "
@@ -112,8 +116,8 @@ def concurrency(report, device: torch.device, *, archs, processes, width, batch,
     ctx = multiprocessing.get_context("fork")  # this process has not touched CUDA: see forked.py
     results = ctx.Queue()
     barriers = {n: ctx.Barrier(n) for n in counts}
-    procs = [ctx.Process(target=worker, args=(rank, counts, archs, sizes, device, barriers, results), daemon=True)
-             for rank in range(counts[-1])]
+    procs = [ctx.Process(target=worker, args=(rank, counts, archs, sizes, device, barriers, results, os.getpid()),
+                         daemon=True) for rank in range(counts[-1])]
     got: dict = {}
     totals: dict = {arch: {} for arch in archs}
 

@@ -1,22 +1,25 @@
-"""Parts 1, 2, 4 and 5 of the GPU check (bench/gpu_check.py): each writes its section of the
+"""Parts 1, 2, 3 and 5 of the GPU check (bench/gpu_check.py): each writes its section of the
 report, reusing the engine (trainables/) and the existing benchmarks' measurements
-(pair_throughput.py, discovery_speed.py). Part 3 is gpu_concurrency.py."""
+(pair_throughput.py, discovery_speed.py). Part 4 is gpu_concurrency.py. The parts that read
+CIFAR-10 get its path from gpu_check.py, which refuses to start without it."""
 from __future__ import annotations
 
 import argparse
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 import torch
 
 import discovery_speed
 from forked import ChildFailed, call_forked
+from gpu_goals import EngineRow, goal_lines
 from gpu_peak import bf16_peak_tflops, device_name, train_flops_per_image
-from pair_throughput import engine_images_per_s, matmul_gflops, random_dataset, reference_images_per_s
+from pair_throughput import engine_images_per_s, matmul_gflops, reference_images_per_s
 from trainables.agreement_score import agreement_score
-from trainables.data import CIFAR10_ENV, load_dataset
+from trainables.data import load_dataset
 from trainables.protocol import Protocol
 from trainables.tasks import make_task
 
@@ -24,17 +27,10 @@ from trainables.tasks import make_task
 LADDER = (("fp32", False, "off"), ("bf16", False, "off"), ("bf16", True, "off"), ("bf16", True, "on"))
 
 
-def cifar10_path() -> str | None:
-    path = os.environ.get(CIFAR10_ENV)
-    return path if path and Path(path).exists() else None
-
-
-def data(n_train: int):
-    """(dataset, its description, real task 0): CIFAR-10 where present, else random images (speed
-    does not depend on content; they have 10 classes too)."""
-    path = cifar10_path()
-    dataset = load_dataset("cifar10", path, download=False) if path else random_dataset(n_train)
-    return dataset, ("CIFAR-10" if path else "random images"), make_task("real", 0, dataset)
+def data(cifar10: str):
+    """(CIFAR-10, its real task 0); decoded once per machine, then read from taskdisc's cache."""
+    dataset = load_dataset("cifar10", cifar10, download=False)
+    return dataset, make_task("real", 0, dataset)
 
 
 def short(message: str, n: int = 160) -> str:
@@ -61,8 +57,10 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def env(report, device: torch.device, *, matmul_n: int) -> None:
-    """Part 1: what ran the check, and the bf16 matmul rate it reaches against the datasheet."""
+def env(report, device: torch.device, *, matmul_n: int, cifar10: str) -> dict:
+    """Part 1: what ran the check, the bf16 matmul rate it reaches (the peak part 2 measures
+    against) beside the datasheet's, and CIFAR-10 loaded once (later parts read the cache).
+    Returns the device's name and the measured rate for the later parts."""
     import numpy
     import torchvision
     name = device_name(device)
@@ -81,16 +79,21 @@ def env(report, device: torch.device, *, matmul_n: int) -> None:
     rows.append(("bf16 dense peak (datasheet)", f"{peak:.0f} TFLOP/s" if peak else "unknown"))
     measured = matmul_gflops(device, torch.bfloat16, matmul_n) / 1e3
     rows.append((f"bf16 matmul {matmul_n}^3, measured", f"{measured:.3g} TFLOP/s"
-                 + (f" ({measured / peak:.0%} of peak)" if peak else "")))
+                 + (f" ({measured / peak:.0%} of the datasheet)" if peak else "")))
+    began = time.monotonic()
+    dataset = load_dataset("cifar10", cifar10, download=False)
+    rows.append(("CIFAR-10", f"{cifar10}: {len(dataset.train_y)} train, {len(dataset.test_y)} test images, "
+                             f"loaded in {time.monotonic() - began:.1f} s"))
     report.table("what", "value")
     for k, v in rows:
         report.row(k, v)
+    return {"device": name, "bf16_tflops": measured}
 
 
-def reference_rates(archs, width, batch, batches, repeats, workers, device: str) -> dict:
+def reference_rates(archs, width, batch, batches, repeats, workers, device: str, cifar10: str) -> dict:
     """{arch: {workers: images/s}} of the authors'-style loop, in a process that has not run the
     engine (its CPU allocator setting is process-wide) and loads its own data."""
-    dataset, _, labels = data(batches * batch)
+    dataset, labels = data(cifar10)
     n = batches * batch
     images, y = dataset.train_x[:n], labels.train[:n]
     out = {}
@@ -100,43 +103,50 @@ def reference_rates(archs, width, batch, batches, repeats, workers, device: str)
     return out
 
 
-def throughput(report, device: torch.device, *, archs, width, batch, batches, repeats, workers) -> None:
-    """Part 2: images/s per pair of the reference loop and of the engine's speed-up ladder, and
-    the achieved TFLOP/s against the bf16 dense peak."""
+def throughput(report, device: torch.device, *, archs, width, batch, batches, repeats, workers, cifar10: str,
+               bf16_tflops: float | None) -> None:
+    """Part 2: images/s per pair of the reference loop and of the engine's speed-up ladder, the
+    achieved TFLOP/s against the bf16 peak measured in this run (part 1's, else measured here) and
+    the datasheet's, then the goals' verdicts."""
     try:
-        ref = call_forked(reference_rates, archs, width, batch, batches, repeats, workers, str(device))
+        ref = call_forked(reference_rates, archs, width, batch, batches, repeats, workers, str(device), cifar10)
         print("raw: reference images/s by arch and DataLoader workers:", ref)
     except ChildFailed as e:  # the engine rows still say what the engine reaches
         ref, ref_failure = {}, short(str(e))
-    dataset, source, labels = data(batches * batch)
-    peak = bf16_peak_tflops(device_name(device))
+    dataset, labels = data(cifar10)
+    measured = bf16_tflops or matmul_gflops(device, torch.bfloat16) / 1e3
+    datasheet = bf16_peak_tflops(device_name(device))
     flops = {a: 2 * train_flops_per_image(a, width, dataset.image_shape) for a in archs}  # a pair: two nets
     compiled = "on (skipped: dry run)" if torch._dynamo.config.disable else "on"
-    report.line(f"{source}, real task 0; width {width}, batch {batch}; best of {repeats} x {batches} timed "
+    report.line(f"CIFAR-10, real task 0; width {width}, batch {batch}; best of {repeats} x {batches} timed "
                 f"batches; the reference loop is fp32 eager, best over DataLoader workers {list(workers)}. "
                 f"TFLOP/s: the pair's convolution and matmul FLOPs "
-                f"({', '.join(f'{a} {flops[a] / 1e9:.3g} GFLOP/image' for a in archs)}).")
+                f"({', '.join(f'{a} {flops[a] / 1e9:.3g} GFLOP/image' for a in archs)}); bf16 peak measured "
+                f"in this run: {measured:.3g} TFLOP/s (datasheet: "
+                f"{f'{datasheet:.0f} TFLOP/s' if datasheet else 'unknown'}).")
     report.line()
     report.table("arch", "loop", "precision", "channels_last", "compile", "images/s per pair", "vs reference",
-                 "TFLOP/s", "of bf16 peak", "first-epoch overhead s")
+                 "TFLOP/s", "of measured bf16 peak", "of datasheet bf16 peak", "first-epoch overhead s")
     best = {a: max(rates.values()) for a, rates in ref.items()}
+    engine: dict[str, list[EngineRow]] = {a: [] for a in archs}
 
     def row(arch, loop, precision, channels_last, compile_mode, ips, overhead):
         tflops = ips * flops[arch] / 1e12
         report.row(arch, loop, precision, channels_last, compile_mode, f"{ips:.0f}",
-                   f"{ips / best[arch]:.2f}x" if best else "n/a", f"{tflops:.3g}",
-                   f"{tflops / peak:.1%}" if peak else "n/a", overhead)
+                   f"{ips / best[arch]:.2f}x" if best else "n/a", f"{tflops:.3g}", f"{tflops / measured:.1%}",
+                   f"{tflops / datasheet:.1%}" if datasheet else "n/a", overhead)
+        return tflops
 
     for arch in archs:
         if not ref:
-            report.row(arch, "reference", "fp32", False, "off", f"FAILED: {ref_failure}", "", "", "", "")
+            report.row(arch, "reference", "fp32", False, "off", f"FAILED: {ref_failure}", "", "", "", "", "")
             continue
         w = max(ref[arch], key=ref[arch].get)
         row(arch, f"reference ({w} workers)", "fp32", False, "off", best[arch], "")
-    # Every eager row before any compiled one, and the cheapest compile first: a slow compile
-    # costs only its own row.
+    # Every eager row before any compiled one, so that a slow compile costs only the compiled rows;
+    # ResNet-18's compile first: its compiled bf16 row is the likeliest to decide the peak goal.
     for precision, channels_last, compile_mode in LADDER:
-        for arch in (archs if compile_mode == "off" else sorted(archs, key=flops.get)):
+        for arch in archs:
             args = argparse.Namespace(arch=arch, width=width, batch_size=batch, batches=batches, repeats=repeats,
                                       precision=precision, channels_last=channels_last)
             shown = compiled if compile_mode == "on" else compile_mode
@@ -144,9 +154,16 @@ def throughput(report, device: torch.device, *, archs, width, batch, batches, re
                 ips, overhead = engine_images_per_s(args, dataset, labels, device, compile_mode)
             except Exception as e:  # one configuration failing (e.g. compile) must not hide the others
                 report.row(arch, "engine", precision, channels_last, shown, f"FAILED: {short(str(e))}", "", "", "",
-                           "")
+                           "", "")
                 continue
-            row(arch, "engine", precision, channels_last, shown, ips, f"{overhead:.3g}")
+            tflops = row(arch, "engine", precision, channels_last, shown, ips, f"{overhead:.3g}")
+            config = f"{precision}{', channels_last' if channels_last else ''}, compile {shown}"
+            engine[arch].append(EngineRow(config, ips, overhead, tflops))
+    report.line()
+    report.line("Goals:")
+    for arch in archs:
+        for line in goal_lines(arch, best.get(arch), engine[arch], measured, len(dataset.train_y)):
+            report.line(line)
 
 
 def discovery_row(a: argparse.Namespace) -> dict:
@@ -159,7 +176,7 @@ def discovery_row(a: argparse.Namespace) -> dict:
 
 
 def discovery(report, device: torch.device, *, arch, width, nsteps, batch, steps, precision) -> None:
-    """Part 4: seconds per meta-step and peak memory, checkpointing on and off, each in a fresh process."""
+    """Part 5: seconds per meta-step and peak memory, checkpointing on and off, each in a fresh process."""
     report.line(f"{arch} width {width}, nsteps {nsteps}, inner and outer batch {batch}, {precision}; "
                 f"{steps} timed meta-steps after one warm-up; random images. Memory: peak GPU memory allocated "
                 f"(on the CPU: growth of the process's peak RSS).")
@@ -198,18 +215,12 @@ def spread_summary(report, results: dict) -> None:
 
 
 def agreement(report, device: torch.device, *, arch, width, epochs, batch, train_subset, holdout_subset,
-              test_subset, seeds, random_fallback) -> None:
-    """Part 5: AS of real and random task 0 under fp32 and bf16, seeds interleaved so that a
+              test_subset, seeds, cifar10: str) -> None:
+    """Part 3: AS of real and random task 0 under fp32 and bf16, seeds interleaved so that a
     timeout still leaves comparable pairs of runs."""
-    path = cifar10_path()
-    if path is None and not random_fallback:
-        report.line(f"SKIPPED: no CIFAR-10 (${CIFAR10_ENV} unset or missing, no ../shared/data): AS needs real "
-                    "images.")
-        return
-    dataset = load_dataset("cifar10", path, download=False) if path else random_dataset(train_subset)
+    dataset = load_dataset("cifar10", cifar10, download=False)
     tasks = {kind: make_task(kind, 0, dataset) for kind in ("real", "random")}
-    report.line(f"{'CIFAR-10' if path else 'random images (dry run: the code path only, the AS means nothing)'}; "
-                f"{arch} width {width}, {epochs} epochs, batch {batch}, channels_last, eager; train images: "
+    report.line(f"CIFAR-10; {arch} width {width}, {epochs} epochs, batch {batch}, channels_last, eager; train images: "
                 f"{train_subset or 'all'}, held out: {holdout_subset or 'all'}, test: {test_subset or 'all'}.")
     report.line()
     report.table("task", "precision", "seed", "AS", "holdout acc", "test acc", "train s", "images/s")
