@@ -158,9 +158,12 @@ def drop_checkpoints(trial, keep: str | None = None) -> None:
 
 
 def connect(address: str | None = None) -> None:
-    """Join the cluster at `address` (or $RAY_ADDRESS); otherwise start Ray on this machine."""
+    """Join the cluster at `address` (or $RAY_ADDRESS; `auto` finds a `ray start` cluster of this machine);
+    otherwise start Ray on this machine. Not Ray's own default, which joins whatever cluster
+    /tmp/ray/ray_current_cluster last named and waits on it when that cluster is gone."""
     if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), log_to_driver=False, configure_logging=False)
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False,
+                 configure_logging=False)
 
 
 def fit(adapter: Adapter, trials: Iterator[dict], count: int, files: dict[str, bytes], sweep, record: Record,
