@@ -1,131 +1,114 @@
-"""How well a cheaper protocol stands in for the reference: per candidate, over the study's tasks,
-the rank correlation of task scores with the reference's, their mean and largest difference, the
-real-minus-random separation it keeps, and its cost relative to the reference."""
+"""How well a cheaper protocol stands in for the reference: per candidate, over the study's tasks, the
+rank correlation of its task scores with the reference's mean over seeds, their mean and largest
+difference, the real-minus-random separation it keeps, its cost relative to the reference, and
+whether it is as good as the reference, judged against the reference's own seed-to-seed agreement.
+
+With several seeds, a candidate's seed s is compared with the reference's mean over its other seeds
+(`spearman`), and so is the reference's own seed s: the ceiling. A candidate is as good as the
+reference (`as_good`) when its Spearman reaches the ceiling's 95% interval. With one seed there is no
+ceiling: `spearman` is candidate against reference and `as_good` is None."""
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
-from pathlib import Path
 
-import numpy as np
+from orchestrator.results.rank_agreement import (Agreement, Scores, leave_one_out, mean_scores, seed_scores,
+                                                 seed_to_seed, spearman)
 
-from orchestrator.results.plots import _save, plt
-
-
-def ranks(values: list[float]) -> np.ndarray:
-    """Ranks from 1, ties sharing their mean rank (as Spearman's coefficient needs)."""
-    a = np.asarray(values, dtype=float)
-    order = a.argsort(kind="stable")
-    r = np.empty(len(a))
-    r[order] = np.arange(1, len(a) + 1)
-    for v in np.unique(a):
-        tied = a == v
-        r[tied] = r[tied].mean()
-    return r
+CEILING = "reference (seed vs rest)"
+CHEAP = 3.0  # how many times cheaper a candidate must be to be worth a preset
 
 
-def spearman(x: list[float], y: list[float]) -> float:
-    rx, ry = ranks(x), ranks(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-def task_means(rows: list[dict], score=lambda r: r["agreement"]) -> dict[tuple, float]:
-    """(group, index, kind) -> mean over seeds of `score`."""
-    by_task: dict[tuple, list[float]] = defaultdict(list)
-    for r in rows:
-        by_task[r["group"], r["index"], r["kind"]].append(score(r))
-    return {task: sum(v) / len(v) for task, v in by_task.items()}
-
-
-def separation(means: dict[tuple, float]) -> float:
+def separation(means: Scores) -> float:
     """Mean AS of real tasks minus that of random tasks (NaN without both kinds)."""
     real = [v for (_, _, kind), v in means.items() if kind == "real"]
     rand = [v for (_, _, kind), v in means.items() if kind == "random"]
     return sum(real) / len(real) - sum(rand) / len(rand) if real and rand else math.nan
 
 
-def compare(reference: dict[tuple, float], candidate: dict[tuple, float], cost: float) -> dict:
-    tasks = sorted(reference)
-    ref, cand = [reference[t] for t in tasks], [candidate[t] for t in tasks]
-    diff = [abs(a - b) for a, b in zip(ref, cand)]
-    ref_sep = separation(reference)
-    return {"tasks": len(tasks), "spearman": spearman(ref, cand), "mean_abs_diff": sum(diff) / len(diff),
-            "max_abs_diff": max(diff), "separation": separation(candidate),
-            "separation_kept": separation(candidate) / ref_sep if ref_sep else math.nan, "cost": cost}
+def _spearman_of(x: Scores, y: Scores) -> float:
+    tasks = sorted(x)
+    return spearman([x[t] for t in tasks], [y[t] for t in tasks])
+
+
+def compare(reference: dict[int, Scores], candidate: dict[int, Scores], cost: float,
+            ceiling: Agreement | None) -> dict:
+    """One candidate (seed -> task -> score) against the reference (the same)."""
+    ref, cand = mean_scores(reference), mean_scores(candidate)
+    tasks = sorted(ref)
+    diff = [abs(ref[t] - cand[t]) for t in tasks]
+    loo = leave_one_out(reference, candidate) if ceiling else None
+    judged = loo.spearman if loo else _spearman_of(ref, cand)
+    ref_sep = separation(ref)
+    row = {"tasks": len(tasks), "seeds": len(candidate), "spearman": judged, "spearman_means": _spearman_of(ref, cand)}
+    for group in sorted({t[0] for t in tasks}):
+        a = leave_one_out(reference, candidate, group) if ceiling else None
+        row[f"spearman_{group}"] = a.spearman if a else _spearman_of(
+            *({t: v for t, v in s.items() if t[0] == group} for s in (ref, cand)))
+    return {**row, "mean_abs_diff": sum(diff) / len(diff), "max_abs_diff": max(diff),
+            "separation": separation(cand), "separation_kept": separation(cand) / ref_sep if ref_sep else math.nan,
+            "cost": cost, "as_good": None if ceiling is None else bool(judged >= ceiling.low)}
+
+
+def ceiling_row(reference: dict[int, Scores]) -> dict | None:
+    """The reference's own seeds against the mean of its others: the ceiling, with its 95% interval
+    (`ci95_low`, `ci95_high`) and the plain seed-to-seed agreement (`seed_to_seed`, every pair of seeds)."""
+    ceiling = leave_one_out(reference)
+    if ceiling is None:
+        return None
+    ref = mean_scores(reference)
+    rests = [(reference[s], mean_scores(reference, [o for o in reference if o != s])) for s in reference]
+    diff = [abs(x[t] - rest[t]) for x, rest in rests for t in ref]
+    row = {"candidate": CEILING, "tasks": ceiling.tasks, "seeds": len(reference), "spearman": ceiling.spearman,
+           "spearman_means": math.nan}
+    for group in sorted({t[0] for t in ref}):
+        row[f"spearman_{group}"] = leave_one_out(reference, group=group).spearman
+    pairs = seed_to_seed(reference)
+    return {**row, "mean_abs_diff": sum(diff) / len(diff), "max_abs_diff": max(diff),
+            "separation": separation(ref), "separation_kept": 1.0, "cost": 1.0, "as_good": True,
+            "ci95_low": ceiling.low, "ci95_high": ceiling.high, "seed_to_seed": pairs.spearman,
+            "seed_to_seed_low": pairs.low, "seed_to_seed_high": pairs.high}
 
 
 def fidelity_table(rows: list[dict], points: dict[str, str], read_epochs: tuple[int, ...]) -> list[dict]:
-    """One row per candidate. `points` maps each row's key to its protocol point's name ('reference',
-    candidates); read-epoch candidates come from the reference rows' per-epoch agreement, their cost
-    the fraction of the reference's epochs."""
+    """One row per candidate, then the ceiling (with several seeds). `points` maps each row's key to its
+    protocol point's name ('reference', candidates); read-epoch candidates come from the reference rows'
+    per-epoch agreement, their cost the fraction of the reference's epochs."""
     by_point: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_point[points[r["key"]]].append(r)
-    reference = by_point.pop("reference", [])
-    if not reference:
+    reference_rows = by_point.pop("reference", [])
+    if not reference_rows:
         return []
-    ref_means, ref_wall = task_means(reference), sum(r["wall_s"] for r in reference)
+    reference = seed_scores(reference_rows)
+    ceiling = leave_one_out(reference)
+    ref_tasks, ref_wall = set(mean_scores(reference)), sum(r["wall_s"] for r in reference_rows)
     out = []
-    epochs = max(r["epochs"] for r in reference)
+    epochs = max(r["epochs"] for r in reference_rows)
     for e in read_epochs:
-        means = task_means(reference, lambda r, e=e: r["agreement_by_epoch"][min(e, len(r["agreement_by_epoch"])) - 1])
-        out.append({"candidate": f"epochs-{e} (read)", **compare(ref_means, means, e / epochs)})
+        read = seed_scores(reference_rows, lambda r, e=e: r["agreement_by_epoch"][min(e, len(r["agreement_by_epoch"])) - 1])
+        out.append({"candidate": f"epochs-{e} (read)", **compare(reference, read, e / epochs, ceiling)})
     for name, rs in by_point.items():
-        means = task_means(rs)
-        if set(means) == set(ref_means):  # a candidate still missing tasks is left out until it has them all
-            out.append({"candidate": name, **compare(ref_means, means, sum(r["wall_s"] for r in rs) / ref_wall)})
-    return out + seed_noise(reference)
+        candidate = seed_scores(rs)
+        # a candidate still missing tasks or seeds is left out until it has them all
+        if set(mean_scores(candidate)) == ref_tasks and set(candidate) == set(reference):
+            cost = sum(r["wall_s"] for r in rs) / ref_wall
+            out.append({"candidate": name, **compare(reference, candidate, cost, ceiling)})
+    top = ceiling_row(reference)
+    return out + ([top] if top else [])
 
 
-def seed_noise(reference: list[dict]) -> list[dict]:
-    """The reference against itself: its first seed's scores against each other seed's. A one-pair candidate
-    closer to the reference than this is as close as another pair of the reference itself would be."""
-    seeds = sorted({r["seed"] for r in reference})
-    first = task_means([r for r in reference if r["seed"] == seeds[0]])
-    out = []
-    for s in seeds[1:]:
-        other = task_means([r for r in reference if r["seed"] == s])
-        if set(other) == set(first):
-            out.append({"candidate": f"reference seed {s} vs {seeds[0]}", **compare(first, other, 1.0)})
-    return out
-
-
-def report(table: list[dict]) -> str:
-    lines = [f"{'candidate':<24}{'spearman':>9}{'mean|d|':>9}{'max|d|':>9}{'real-rand':>10}{'kept':>7}{'cost':>7}"]
-    for r in sorted(table, key=lambda r: r["cost"]):
-        lines.append(f"{r['candidate']:<24}{r['spearman']:>9.3f}{r['mean_abs_diff']:>9.4f}{r['max_abs_diff']:>9.4f}"
-                     f"{r['separation']:>10.4f}{r['separation_kept']:>7.2f}{r['cost']:>7.2f}")
-    return "\n".join(lines)
-
-
-def write_fidelity(table: list[dict], reference_rows: list[dict], out_dir: Path) -> list[Path]:
-    """fidelity.csv, fidelity.txt and fidelity.png (AS against epoch per task; the frontier)."""
-    csv_path, txt_path = out_dir / "fidelity.csv", out_dir / "fidelity.txt"
-    with open(csv_path, "w", newline="") as f:
-        w = csv.DictWriter(f, list(table[0]))
-        w.writeheader()
-        w.writerows(table)
-    txt_path.write_text(report(table) + "\n")
-    return [csv_path, txt_path, fidelity_figure(table, reference_rows, out_dir / "fidelity.png")]
-
-
-def fidelity_figure(table: list[dict], reference_rows: list[dict], path: Path) -> Path:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    kinds = sorted({r["kind"] for r in reference_rows})
-    for r in reference_rows:
-        curve = r["agreement_by_epoch"]
-        left.plot(range(1, len(curve) + 1), curve, color=f"C{kinds.index(r['kind'])}", alpha=0.5, lw=1)
-    for i, kind in enumerate(kinds):
-        left.plot([], [], color=f"C{i}", label=kind)
-    left.set(xlabel="epoch", ylabel="held-out agreement", title="reference: AS against epoch, per task")
-    left.legend(fontsize=7)
-    for r in table:
-        right.scatter(r["cost"], r["spearman"], color="C3" if "(read)" in r["candidate"] else "C0")
-        right.annotate(r["candidate"], (r["cost"], r["spearman"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    right.axhline(0.95, color="gray", ls="--", lw=1)
-    right.set(xlabel="cost relative to the reference", ylabel="Spearman rank correlation with the reference",
-              title="fidelity against cost")
-    return _save(fig, path)
+def frontier(table: list[dict], cheap: float = CHEAP) -> str:
+    """One line: the candidate at least `cheap` times cheaper that agrees best with the reference, and
+    whether it is as good as the reference."""
+    top = next((r for r in table if r["candidate"] == CEILING), None)
+    cheap_rows = [r for r in table if r["candidate"] != CEILING and r["cost"] <= 1 / cheap]
+    if not cheap_rows:
+        return f"no candidate is {cheap:g}x cheaper than the reference"
+    best = max(cheap_rows, key=lambda r: r["spearman"])
+    line = (f"best candidate >= {cheap:g}x cheaper: {best['candidate']} ({1 / best['cost']:.1f}x cheaper), "
+            f"Spearman {best['spearman']:.3f}")
+    if top is None:
+        return line + " (one seed: no ceiling to judge it against)"
+    verdict = "as good as the reference" if best["as_good"] else "not as good as the reference"
+    return line + f" against the ceiling's interval from {top['ci95_low']:.3f}: {verdict}"

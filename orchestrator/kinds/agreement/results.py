@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestrator.results.confidence import Estimate, difference, set_estimates, task_scores
+from orchestrator.results.confidence import Estimate, difference, set_estimates, set_values, task_scores
+from orchestrator.results.rank_agreement import agreement_lines, agreement_metrics
 from orchestrator.specs.io import SpecError
 from orchestrator.tracking.tags import PARENT
 
@@ -23,8 +24,8 @@ if TYPE_CHECKING:  # `taskdisc results` reads a record: no MLflow, torch or matp
 
 def summarize(rows: list[dict], top: int = 5) -> str:
     """Per task set: trials, tasks, the mean over tasks of their mean AS with its 95% interval, the
-    spread, min and max over tasks; then the `top` tasks by mean AS over their pairs (seeds), with
-    a 95% interval where a task has several."""
+    spread, min and max over tasks; then the `top` tasks by mean AS over their pairs (seeds); with
+    several seeds, every task's mean AS and 95% interval and how alike the seeds rank the tasks."""
     rows, stopped = finished(rows)
     if not rows:
         return "no finished trials recorded"
@@ -40,8 +41,10 @@ def summarize(rows: list[dict], top: int = 5) -> str:
                      f"{_num(e.std):>7}{min(values):>8.4f}{max(values):>8.4f}")
     lines.append(f"top {min(top, len(scores))} tasks by mean AS over their pairs:")
     for s in sorted(scores, key=lambda s: -s["mean_as"])[:top]:
-        spread = f" ± {(s['ci95_high'] - s['ci95_low']) / 2:.4f} (95%, {s['seeds']} seeds)" if s["seeds"] > 1 else ""
+        spread = f" {_bounds(s['ci95_low'], s['ci95_high'])} (95%, {s['seeds']} seeds)" if s["seeds"] > 1 else ""
         lines.append(f"  {s['run_name'].split('__seed')[0]:<40} AS={s['mean_as']:.4f}{spread}")
+    if any(s["seeds"] > 1 for s in scores):
+        lines += task_lines(scores) + agreement_lines(rows)
     if stopped:
         lines.append(search_line(rows, stopped))
     return "\n".join(lines)
@@ -60,15 +63,24 @@ def search_line(rows: list[dict], stopped: list[dict]) -> str:
             f"of {full} for a full sweep ({full / spent:.2f}x fewer)")
 
 
+def task_lines(scores: list[dict]) -> list[str]:
+    """Every task's mean AS over its seeds with its 95% interval, per set, best first."""
+    lines = ["per task: mean AS over seeds, 95% interval (Student t, within [0, 1])"]
+    for s in sorted(scores, key=lambda s: (s["group"], -s["mean_as"])):
+        name, interval = f"{s['group']}-{s['index']}", _bounds(s["ci95_low"], s["ci95_high"])
+        lines.append(f"  {name:<32}{s['mean_as']:>8.4f}  {interval:<17} {s['seeds']} seeds")
+    return lines
+
+
 def compare_sets(rows: list[dict], a: str, b: str) -> str:
     """One line: set a's mean AS minus set b's, with Welch's 95% interval (tasks as samples)."""
-    sets = set_estimates(task_scores(finished(rows)[0]))
+    sets = set_values(task_scores(finished(rows)[0]))
     for name in (a, b):
         if name not in sets:
             raise SpecError(f"--compare {a} {b}: no task set {name!r} in this sweep; its sets: {', '.join(sets)}")
     d = difference(sets[a], sets[b])
     return (f"{a} - {b}: {d.mean:+.4f}, 95% interval {_interval(d)} "
-            f"(Welch, {sets[a].n} vs {sets[b].n} tasks)")
+            f"(Welch, {len(sets[a])} vs {len(sets[b])} tasks)")
 
 
 def _num(x: float) -> str:
@@ -76,7 +88,11 @@ def _num(x: float) -> str:
 
 
 def _interval(e: Estimate) -> str:
-    return "- (one sample)" if math.isnan(e.low) else f"[{e.low:.4f}, {e.high:.4f}]"
+    return _bounds(e.low, e.high)
+
+
+def _bounds(low: float, high: float) -> str:
+    return "- (one sample)" if math.isnan(low) else f"[{low:.4f}, {high:.4f}]"
 
 
 def write_tables(rows: list[dict], scores: list[dict], out_dir: Path) -> list[Path]:
@@ -114,6 +130,9 @@ def finish_sweep(spec: AgreementSpec, rows: list[dict], log: SweepLog, complete:
         for group, e in set_estimates(scores).items():
             log.metrics(PARENT, {f"sweep/{group}/mean_agreement": e.mean, f"sweep/{group}/tasks": e.n,
                                  f"sweep/{group}/ci95_low": e.low, f"sweep/{group}/ci95_high": e.high}, step=0)
+        seeds = agreement_metrics(rows)  # several seeds: how alike they rank the tasks
+        if seeds:
+            log.metrics(PARENT, seeds, step=0)
         if spec.fidelity.on:
             log.artifacts(PARENT, fidelity_files(spec, rows, out_dir, log))
     log.finish(PARENT, failed=not complete)
@@ -121,15 +140,13 @@ def finish_sweep(spec: AgreementSpec, rows: list[dict], log: SweepLog, complete:
 
 def fidelity_files(spec: AgreementSpec, rows: list[dict], out_dir: Path, log: SweepLog) -> list[Path]:
     """The fidelity study's table, report and figure, and each candidate's numbers on the parent run."""
-    from orchestrator.results.fidelity import fidelity_table, write_fidelity
+    from orchestrator.results.fidelity import fidelity_table
+    from orchestrator.results.fidelity_files import metrics, write_fidelity
     points = {t.key: t.point for t in spec.iter_trials()}
     table = fidelity_table(rows, points, spec.fidelity.read_epochs)
     if not table:
         return []
-    for r in table:
-        name = r["candidate"].replace(" (read)", "")
-        log.metrics(PARENT, {f"fidelity/{name}/{k}": r[k] for k in ("spearman", "mean_abs_diff", "max_abs_diff",
-                                                                   "separation_kept", "cost")}, step=0)
+    log.metrics(PARENT, metrics(table), step=0)
     return write_fidelity(table, [r for r in rows if points[r["key"]] == "reference"], out_dir)
 
 
