@@ -1,18 +1,18 @@
 """The paper's first observation on real CIFAR-10: human-labelled tasks have a higher agreement
 score than random-label tasks, and shuffling a real task's labels removes the difference.
 
-Configuration (7 pairs, under a minute on a quiet 2-core CPU): MLP at width WIDTH, Adam 1e-3, batch
-512, EPOCHS epochs on a seeded TRAIN_SUBSET-image subset of the 45k training part, agreement on
-HOLDOUT_SUBSET held-out images, pair seed 0, real tasks 0..N_TASKS-1 against random tasks
-0..N_TASKS-1, and real task 0 with its labels shuffled.
+Configuration (7 pairs): MLP at width WIDTH, Adam 1e-3, batch 512, EPOCHS epochs on a seeded
+TRAIN_SUBSET-image subset of the 45k training part, agreement on HOLDOUT_SUBSET held-out images, pair
+seed 0, real tasks 0..N_TASKS-1 against random tasks 0..N_TASKS-1, and real task 0 with its labels
+shuffled.
 
-Measured with exactly this configuration (torch 2.14.1, 2-core CPU, 2026-11-28, 7 pairs in 43 s):
-real tasks 0-2 AS 0.767 / 0.760 / 0.780 (mean 0.769), random tasks 0-2 AS 0.691 / 0.664 / 0.650
-(mean 0.668): gap 0.101. Real task 0 with shuffled labels: AS 0.664, at the random level. On
-10,000 training images and 2,000 held out, tasks 0-3 gave real mean 0.763 against random 0.668
-(gap 0.094), shuffled 0.687. Wider or longer runs separated less at these data sizes (width 0.5,
-10 epochs: real mean 0.80 vs random task 0 0.746). For reference, the 45k/5k protocol after 10
-epochs at width 1 gives 0.856 vs 0.739.
+Measured with exactly this configuration (torch 2.14.1, 2-core CPU, 2026-12-04): real tasks 0-2 AS
+0.798 / 0.853 / 0.845 (mean 0.832), random tasks 0-2 0.697 / 0.670 / 0.677 (mean 0.681): gap 0.151.
+Real task 0 with shuffled labels: 0.697, 0.016 above the random level. Early epochs separate more
+than late ones (the quickstart's held-out agreement, real minus random over tasks 0-3: 0.16 after 3
+epochs, 0.09 after 12), so 4 epochs test the observation at a third of the 12 epochs used before
+(gap 0.101 there). At 3 epochs the gap was 0.169 but the shuffled control 0.036 above random, too
+close to MIN_GAP.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from trainables.protocol import Protocol
 from trainables.labels import TaskLabels
 from trainables.tasks import make_task
 
-WIDTH, EPOCHS, TRAIN_SUBSET, HOLDOUT_SUBSET, N_TASKS = 0.25, 12, 5000, 1000, 3
+WIDTH, EPOCHS, TRAIN_SUBSET, HOLDOUT_SUBSET, N_TASKS = 0.25, 4, 5000, 1000, 3
 # Asserted gap between the mean AS of real and of random tasks: well below the measured one
 # (see the module docstring), well above the spread of random tasks' AS.
 MIN_GAP = 0.05
