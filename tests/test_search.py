@@ -70,5 +70,8 @@ def test_replay_decides_as_tunes_asha(tmp_path):
         assert replay(curves, grace, factor, concurrency=1).epochs == spent
 
 
-def test_default_search_finds_the_top_k_at_half_the_epochs():
-    assert (Search().grace_epochs, Search().reduction_factor) == (2, 3)
+def test_default_search_is_the_replayed_one():
+    """The defaults are those the replay on the full top-k-real sweep chose (grace 1, factor 2: rungs 1, 2, 4)."""
+    s = Search(top_k=5)
+    assert (s.grace_epochs, s.reduction_factor) == (1, 2)
+    assert s.scheduler_config(8)["grace_period"] == 1 and rungs(1, 2, 8) == [1, 2, 4, 8]

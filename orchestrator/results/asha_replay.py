@@ -123,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--shuffles", type=int, default=20, help="random start orders tried besides the sweep's")
     args = p.parse_args(argv)
-    spec = load_spec(args.sweep_dir / "spec.yaml")
-    by_key = {r["key"]: r for r in Record(args.sweep_dir).rows()}
-    trials = [t for t in spec.iter_trials() if t.seed == args.seed and t.key in by_key]
-    curves = [by_key[t.key]["agreement_by_epoch"] for t in trials]
+    # every recorded trial of the seed, in a one-seed sweep's order (task sets, then indices); the record,
+    # not the saved spec, which may name fewer tasks if the folder was swept again for more seeds
+    rows = sorted((r for r in Record(args.sweep_dir).rows() if r["seed"] == args.seed and not r.get("stopped")),
+                  key=lambda r: (r["group"], r["index"]))
+    curves = [r["agreement_by_epoch"] for r in rows]
     print(f"{len(curves)} trials of seed {args.seed}; true top {args.top_k}: "
-          + ", ".join(f"{t.group}-{t.index}" for t in sorted(trials, key=lambda t: -by_key[t.key]["agreement"])[:args.top_k]))
+          + ", ".join(f"{r['group']}-{r['index']}" for r in sorted(rows, key=lambda r: -r["agreement"])[:args.top_k]))
     print(f"{'grace':>5}{'factor':>7}{'epochs':>8}{'saving':>8}{'finished':>9}{'found':>6}"
           f"{'all found (shuffled)':>22}{'saving (shuffled)':>19}")
     for r in grid(curves, args.top_k, args.grace, args.reduction, args.concurrency, shuffles=args.shuffles):
