@@ -112,7 +112,6 @@ def _ints(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from orchestrator.kinds import load_spec
     from orchestrator.tracking.record import Record
     p = argparse.ArgumentParser(prog="python -m orchestrator.results.asha_replay", description=__doc__.split("\n")[0])
     p.add_argument("sweep_dir", type=Path, help="a sweep run to the end (no top_k), e.g. runs/top-k-real-full")
