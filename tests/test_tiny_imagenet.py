@@ -105,7 +105,7 @@ def spec(tmp_path: Path, root, tasks=None, **dataset) -> Path:
     path = tmp_path / "spec" / "tiny.yaml"
     path.parent.mkdir(exist_ok=True)
     path.write_text(yaml.safe_dump({
-        "name": "tiny", "dataset": {"name": "tiny-imagenet", "root": str(root), **dataset},
+        "kind": "agreement", "name": "tiny", "dataset": {"name": "tiny-imagenet", "root": str(root), **dataset},
         "protocol": {"arch": "mlp", "width": 0.125, "epochs": 1, "batch_size": 8, "holdout": 4, "compile": "off"},
         "tasks": tasks or {"random": [0]}, "resources": {"cpus": 1}, "output_dir": "runs"}))
     return path
