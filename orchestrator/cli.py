@@ -55,10 +55,18 @@ def _sweep(args) -> int:
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         # Ray reads this when imported: a machine-local Ray then binds to loopback only.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    from orchestrator import faults
     from orchestrator.kinds import kind_of
     from orchestrator.launch import run_sweep
-    complete = True
-    for sweep, rows in run_sweep(spec, address=args.address, origin=str(path)):
+    try:
+        with faults.signals_stop():
+            swept = run_sweep(spec, address=args.address, origin=str(path))
+    except SpecError:
+        raise
+    except (Exception, faults.Stopped) as e:  # one fault path: three lines, the traceback in the sweep's log
+        return faults.report(e, args.argv)
+    unfinished = None
+    for sweep, rows in swept:
         kind = kind_of(sweep)
         if kind.made:  # trials that export files for the follow-ups: say what they made and where
             print(f"{len(rows)}/{sweep.trial_count()} {kind.made.format(dir=sweep.sweep_dir)}")
@@ -67,8 +75,13 @@ def _sweep(args) -> int:
             if rows:
                 print(f"results: {sweep.sweep_dir}; MLflow: {sweep.tracking.uri} "
                       f"(experiment {sweep.experiment!r}; `taskdisc ui` prints its address)")
-        complete = complete and len(rows) == sweep.trial_count()
-    return 0 if complete else 1
+        if len(rows) < sweep.trial_count() and unfinished is None:
+            unfinished = (sweep, len(rows))
+    if unfinished:
+        sweep, recorded = unfinished
+        faults.report_unfinished(sweep, recorded, sweep.trial_count() - recorded, args.argv)
+        return 1
+    return 0
 
 
 def _results(args) -> int:
@@ -287,7 +300,9 @@ def one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = one_line_warning  # a user reads what to check, not where in our code
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
+    args.argv = argv  # the command as given: what a fault tells the user to run again
     try:
         return args.func(args)
     except SpecError as e:

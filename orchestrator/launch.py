@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.faults import attach
 from orchestrator.kinds import kind_of, spec_data
 from orchestrator.specs.io import flatten
 from orchestrator.tracking.record import Record
@@ -24,14 +25,14 @@ def spec_params(spec) -> dict:
     return flatten(spec_data(spec))
 
 
-def open_sweep(spec, text: str, params: dict) -> tuple[Path, Record, SweepLog]:
-    """The sweep folder with the resolved spec saved, its record, and its MLflow log (whose parent
-    run the driver creates before any trial logs)."""
+def open_sweep(spec, text: str, params: dict) -> tuple[Path, SweepLog]:
+    """The sweep folder with the resolved spec saved, and its MLflow log (whose parent run the driver
+    creates before any trial logs)."""
     sweep_dir = Path(spec.sweep_dir)
     spec_file = sweep_dir / "spec.yaml"
     spec_file.write_text(text)
     log = SweepLog(sweep_dir, spec.tracking.uri, spec.experiment, spec.name, params, spec_file)
-    return sweep_dir, Record(sweep_dir), log
+    return sweep_dir, log
 
 
 def run_sweep(spec, address: str | None = None, callbacks: list | None = None, origin: str | None = None
@@ -52,10 +53,15 @@ def run_sweep(spec, address: str | None = None, callbacks: list | None = None, o
 def _run(kind, spec, address, callbacks, origin) -> list[dict]:
     spec.preflight(origin or spec.name)
     data = spec_data(spec)
-    with sweep_lock(Path(spec.sweep_dir)):
-        sweep_dir, record, log = open_sweep(spec, yaml.safe_dump(data, sort_keys=False), flatten(data))
-        rows = _run_missing(kind, spec, sweep_dir, record, log, address, callbacks)
-        kind.finish(spec, rows, log, complete=len(rows) == spec.trial_count())
+    with sweep_lock(Path(spec.sweep_dir)) as lock:
+        record = Record(spec.sweep_dir)
+        try:
+            sweep_dir, log = open_sweep(spec, yaml.safe_dump(data, sort_keys=False), flatten(data))
+            rows = _run_missing(kind, spec, sweep_dir, record, log, address, callbacks, lock)
+            kind.finish(spec, rows, log, complete=len(rows) == spec.trial_count())
+        except BaseException as e:  # a signal, a full disk, a bug: the fault path says where it stopped
+            attach(e, spec, record)
+            raise
         waiting = log.flush()
         if waiting:
             print(f"{waiting} runs' MLflow writes wait in {log.outbox}: `taskdisc sync {sweep_dir}` writes them "
@@ -64,7 +70,7 @@ def _run(kind, spec, address, callbacks, origin) -> list[dict]:
 
 
 def _run_missing(kind, spec, sweep_dir: Path, record: Record, log: SweepLog, address: str | None,
-                 callbacks: list | None) -> list[dict]:
+                 callbacks: list | None, lock) -> list[dict]:
     """Fit the trials whose key is not in the record; return the record rows of all the spec's trials."""
     adapter = kind.adapter()
     done = spec.resumable(record.done_keys())
@@ -84,7 +90,7 @@ def _run_missing(kind, spec, sweep_dir: Path, record: Record, log: SweepLog, add
         from orchestrator.sweep import fit  # Ray is imported only when there is something to run
         files = {p: Path(p).read_bytes() for p in inputs}
         from orchestrator.tracking.writer import writing_beside
-        with writing_beside(log):
+        with writing_beside(log, lock):
             fit(adapter, (t.to_config() for t in spec.iter_trials() if t.key not in done), todo, files, spec,
                 record, log, total, address, callbacks)
         record.compact()

@@ -11,16 +11,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-import pyarrow.fs
 import ray
 from ray import tune
 from ray.tune.search import Searcher
 
 from orchestrator.actor_pool import close_gate, pool_gate
+from orchestrator.faults import RESERVE, DiskFull, free_bytes, is_disk_full, log_path, ray_logs_to, write_log
 from orchestrator.schedulers import DEFAULT, SCHEDULERS
 from orchestrator.trial_actor import TrialActor
 from orchestrator.trials.api import Adapter
@@ -63,7 +65,8 @@ class TrialFeed(Searcher):
 
 
 class SweepCallback(tune.Callback):
-    """Driver side: MLflow child runs, the record, and one progress line per finished trial."""
+    """Driver side: MLflow child runs, the record, one progress line per finished trial, the trials'
+    checkpoints (only the newest kept), and a full disk turned into one DiskFull that ends the sweep."""
 
     def __init__(self, adapter: Adapter, record: Record, log: SweepLog, total: int, done_before: int,
                  keep_checkpoints: bool = False):
@@ -72,6 +75,8 @@ class SweepCallback(tune.Callback):
         self.notices: set[str] = set()
         self.described: dict = {}  # trial id -> TrialInfo of live trials
         self.keep_checkpoints = keep_checkpoints  # another trial may still restore from a finished one's
+        self.checkpoints: dict = {}  # trial id -> its checkpoints not yet deleted, oldest first
+        self.checkpoint_bytes = 0  # the largest checkpoint a trial asked for: what each running trial writes next
 
     def info(self, trial):
         """The trial's description, built once per trial (from its config: a few ms each; Tune's name and
@@ -90,6 +95,9 @@ class SweepCallback(tune.Callback):
         self.log.start(info.key, info.short_name, info.params, {**info.tags, RUN_TAG: info.run_name})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "fault" in result:  # the trial's worker found no room for its checkpoint: nothing was written
+            raise DiskFull(**result["fault"])
+        self.checkpoint_bytes = max(self.checkpoint_bytes, result.get("checkpoint_bytes", 0))
         notice = result.get("notice")
         if notice and notice not in self.notices:
             self.notices.add(notice)
@@ -118,7 +126,7 @@ class SweepCallback(tune.Callback):
                               record=lambda: self.record.add(info.key, done.row),
                               inputs=[dataclasses.asdict(i) for i in done.inputs])
         if not self.keep_checkpoints:
-            drop_checkpoints(trial)
+            self._drop_checkpoints(trial)
         self.finished += 1
         print(f"[{self.finished}/{self.total}] {info.run_name}  {done.line}", flush=True)
 
@@ -127,34 +135,53 @@ class SweepCallback(tune.Callback):
         snapshot of the whole experiment (every trial's state) at each trial checkpoint: a cost per trial
         that grows with the sweep. A PBT population keeps them all: an exploit restores the checkpoint its
         donor had at the decision, which may not be the donor's newest by then."""
+        self.checkpoints.setdefault(trial.trial_id, []).append(checkpoint)
         if not self.keep_checkpoints:
-            drop_checkpoints(trial, keep=checkpoint.path)
+            self._drop_checkpoints(trial, keep=1)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._check_disk(trial)  # a retry on a full disk fails again: the sweep stops instead
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        self._check_disk(trial)
         info = self._last_info(trial)
         self.log.finish(info.key, failed=True)
-        print(f"[failed] {info.run_name}: see {trial.local_path}", flush=True)
+        self._drop_checkpoints(trial)  # a failed trial starts afresh on the next sweep
+        details = write_log(self.log.sweep_dir, f"trial {info.run_name} failed:\n{trial_error(trial)}")
+        print(f"[failed] {info.run_name}: see {details}", flush=True)
 
     def on_experiment_end(self, trials, **info):
-        if self.keep_checkpoints:
-            for trial in trials:
-                drop_checkpoints(trial)
+        for trial in trials:
+            self._drop_checkpoints(trial)
+
+    def _check_disk(self, trial) -> None:
+        """DiskFull if the trial failed on a full disk, or its folder's filesystem has no room left for
+        the checkpoints in flight and the sweep's own writes."""
+        need = self.checkpoint_bytes * max(1, len(self.described)) + RESERVE
+        free = free_bytes(trial.path)
+        if (free is not None and free < need) or is_disk_full(Exception(trial_error(trial))):
+            raise DiskFull(trial.path, free or 0, need)
+
+    def _drop_checkpoints(self, trial, keep: int = 0) -> None:
+        """Delete a trial's checkpoints but its newest `keep` (a recorded trial's are dead weight: ~90 MB
+        for an MLP pair), through the filesystem each checkpoint names."""
+        held = self.checkpoints.get(trial.trial_id, [])
+        drop, held[:] = held[:len(held) - keep], held[len(held) - keep:]
+        for checkpoint in drop:
+            try:
+                checkpoint.filesystem.delete_dir(checkpoint.path)
+            except OSError:
+                pass  # already gone
+        if not held:
+            self.checkpoints.pop(trial.trial_id, None)
 
 
-def drop_checkpoints(trial, keep: str | None = None) -> None:
-    """Delete a trial's checkpoints (a recorded trial's are dead weight: ~90 MB for an MLP pair), all
-    but the one at `keep` when given."""
-    storage = trial.storage
-    fs = storage.storage_filesystem
+def trial_error(trial) -> str:
+    """The text of the error Tune recorded for `trial` ('' if none could be read)."""
     try:
-        if keep is None:
-            fs.delete_dir(storage.trial_fs_path)
-            return
-        for info in fs.get_file_info(pyarrow.fs.FileSelector(storage.trial_fs_path)):
-            if info.base_name.startswith("checkpoint_") and info.base_name != Path(keep).name:
-                fs.delete_dir(info.path)
-    except (OSError, FileNotFoundError):
-        pass  # already gone, or never written (a trial shorter than checkpoint_every)
+        return Path(trial.error_file).read_text() if trial.error_file else ""
+    except OSError:
+        return ""
 
 
 def connect(address: str | None = None) -> None:
@@ -162,53 +189,71 @@ def connect(address: str | None = None) -> None:
     otherwise start Ray on this machine. Not Ray's own default, which joins whatever cluster
     /tmp/ray/ray_current_cluster last named and waits on it when that cluster is gone."""
     if not ray.is_initialized():
+        sigterm = signal.getsignal(signal.SIGTERM)
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False,
                  configure_logging=False)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, sigterm)  # Ray's driver would exit on SIGTERM; the caller's handler stays
 
 
 def fit(adapter: Adapter, trials: Iterator[dict], count: int, files: dict[str, bytes], sweep, record: Record,
         log: SweepLog, total: int, address: str | None = None, callbacks: list | None = None) -> None:
     """Run `trials` (`count` configs of `adapter`'s kind, produced lazily) under Tune with the resources, concurrency,
     failure and checkpoint settings of `sweep` (any spec with `resources`, `concurrency`,
-    `max_failures`, `checkpoint_every`, `device`, `sweep_dir`); `files` are their input files."""
-    # MLflow and the record are the logs: no per-trial CSV/JSON/TensorBoard files, and no warnings
-    # from Tune's result grid about their absence.
+    `max_failures`, `checkpoint_every`, `device`, `sweep_dir`); `files` are their input files. What Ray and
+    Tune log meanwhile goes to the sweep's log file: the screen shows taskdisc's lines."""
+    # MLflow and the record are the logs: no per-trial CSV/JSON/TensorBoard files, no warnings from Tune's
+    # result grid about their absence, and none of Tune's tables on the screen (verbose=0 still prints some).
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = USER_PENDING or str(min(count, sweep.concurrency or 200))
-    connect(address)
+    with ray_logs_to(log_path(Path(sweep.sweep_dir))):
+        connect(address)
+        gate = pool_gate(count, sweep.concurrency, sweep.resources.cpus, sweep.resources.gpus)
+        try:
+            tuner(adapter, trials, count, files, sweep, gate,
+                  SweepCallback(adapter, record, log, total, total - count, sweep_shares(sweep)), callbacks).fit()
+        finally:
+            close_gate(gate)
+
+
+def sweep_shares(sweep) -> bool:
+    """Whether the sweep's trials restore from each other's checkpoints (PBT)."""
+    name, _ = sweep.scheduler_config() or (None, {})
+    return (SCHEDULERS[name] if name else DEFAULT).shares_checkpoints
+
+
+def tuner(adapter: Adapter, trials: Iterator[dict], count: int, files: dict[str, bytes], sweep, gate,
+          callback: SweepCallback, callbacks: list | None) -> tune.Tuner:
+    """Tune's Tuner for the sweep: the trial actor, its feed (or PBT's grid), scheduler and storage."""
     name, options = sweep.scheduler_config() or (None, {})
     kind = SCHEDULERS[name] if name else DEFAULT
     shares = kind.shares_checkpoints
-    gate = pool_gate(count, sweep.concurrency, sweep.resources.cpus, sweep.resources.gpus)
     trainable = tune.with_resources(tune.with_parameters(TrialActor, adapter=adapter, files=files, gate=gate),
                                     {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus})
     # PBT restores a donor's checkpoint taken at its last step too: Tune's own frequency there
     every = 0 if shares else sweep.checkpoint_every
+    storage = sweep.storage or str(Path(sweep.sweep_dir) / "tune")
     constants = {"device": sweep.device, "threads": max(1, int(sweep.resources.cpus)),
-                 "checkpoint_every": every}
+                 "checkpoint_every": every, "storage": storage}
     if shares:
         space, feed, samples = {"trial": tune.grid_search(list(trials)), **constants}, None, 1
     else:
         space, feed, samples = None, TrialFeed(trials, constants), count
-    callback = SweepCallback(adapter, record, log, total, total - count, shares)
-    try:
-        tune.Tuner(
-            trainable,
-            param_space=space,
-            tune_config=tune.TuneConfig(
-                search_alg=feed, num_samples=samples, reuse_actors=True, max_concurrent_trials=sweep.concurrency,
-                scheduler=kind.cls(**options),
-                trial_name_creator=lambda t: callback.info(t).run_name,
-                trial_dirname_creator=lambda t: callback.info(t).key),
-            run_config=tune.RunConfig(
-                name=f"{sweep.name}-{int(time.time())}",
-                storage_path=sweep.storage or str(Path(sweep.sweep_dir) / "tune"),
-                failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-                checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every if shares else 0,
-                                                        checkpoint_at_end=shares),
-                callbacks=[callback, *(callbacks or [])],
-                verbose=0),
-        ).fit()
-    finally:
-        close_gate(gate)
+    return tune.Tuner(
+        trainable,
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            search_alg=feed, num_samples=samples, reuse_actors=True, max_concurrent_trials=sweep.concurrency,
+            scheduler=kind.cls(**options),
+            trial_name_creator=lambda t: callback.info(t).run_name,
+            trial_dirname_creator=lambda t: callback.info(t).key),
+        run_config=tune.RunConfig(
+            name=f"{sweep.name}-{int(time.time())}",
+            storage_path=storage,
+            failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=sweep.checkpoint_every if shares else 0,
+                                                    checkpoint_at_end=shares),
+            callbacks=[callback, *(callbacks or [])],
+            verbose=0))

@@ -16,6 +16,7 @@ import torch
 from ray import tune
 
 from orchestrator.actor_pool import wait_for_pool
+from orchestrator.faults import RESERVE, free_bytes
 from orchestrator.trials.actor_data import LOADS
 from orchestrator.trials.api import INPUT_ERRORS
 
@@ -41,7 +42,7 @@ class TrialActor(tune.Trainable):
 
     def _begin(self, config: dict) -> None:
         torch.set_num_threads(max(1, int(config["threads"])))
-        self.every = config["checkpoint_every"]
+        self.every, self.storage = config["checkpoint_every"], config["storage"]
         self.error, self.runner = None, None
         device, self.notice = trial_device(config["device"])
         try:
@@ -69,8 +70,17 @@ class TrialActor(tune.Trainable):
         elif self.every and (self.iteration + 1) % self.every == 0:
             # asked here, not by Tune's checkpoint_frequency, which also saves at a trial's last step (as does
             # its checkpoint_at_end): a finished trial's checkpoint is never read, its record row is
-            metrics["should_checkpoint"] = True
+            metrics.update(self._room_for_checkpoint())
         return metrics
+
+    def _room_for_checkpoint(self) -> dict:
+        """Ask Tune for a checkpoint if the sweep's storage has room for it; else report the fault (the
+        driver stops the sweep) rather than fail the write, which Tune would retry to no end."""
+        need = state_bytes(self.runner.state_dict())
+        free = free_bytes(self.storage) if Path(self.storage).exists() else None  # another node's disk: unknown
+        if free is not None and free < need + RESERVE:
+            return {"fault": {"path": self.storage, "free": free, "need": need + RESERVE}}
+        return {"should_checkpoint": True, "checkpoint_bytes": need}
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         if self.runner is not None:  # None: the trial ended on bad input, nothing to resume
@@ -87,6 +97,17 @@ class TrialActor(tune.Trainable):
 
     def cleanup(self) -> None:
         shutil.rmtree(self.inputs, ignore_errors=True)
+
+
+def state_bytes(state) -> int:
+    """Bytes of the tensors in a (nested) state dict: about what its checkpoint file takes."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(state_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(state_bytes(v) for v in state)
+    return 0
 
 
 def trial_device(requested: str) -> tuple[str, str | None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import secrets
 import shutil
 import tempfile
@@ -34,6 +35,7 @@ ROW_KEYS = {"key", "spec", "run_name", "group", "kind", "index", "source", "seed
 @pytest.fixture
 def cluster(monkeypatch):
     """Head (0 CPUs: driver and GCS only) + two 1-CPU worker nodes, all with token auth; torn down after."""
+    from ray._common.utils import get_ray_address_file
     from ray.cluster_utils import Cluster
     if ray.is_initialized():
         pytest.skip("a Ray driver is already connected in this process (run this file on its own)")
@@ -45,6 +47,9 @@ def cluster(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     reset_auth_state()
     temp_dir = tempfile.mkdtemp(prefix="tdray-", dir="/tmp")  # short: Unix socket paths live under it
+    # Ray's Cluster writes the head's address into Ray's default temp folder, which it does not create
+    # (a fresh machine, or one whose /tmp/ray another test's Ray removed)
+    Path(os.path.dirname(get_ray_address_file(None))).mkdir(parents=True, exist_ok=True)
     c = None
     try:
         c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": temp_dir,

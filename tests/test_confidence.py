@@ -127,7 +127,7 @@ def test_parent_run_carries_seed_agreement(tmp_path, tiny_dataset_tar):
                                       "wall_s": 1.0, "images_per_s": 100.0, "agreement_by_epoch": [a - 0.1, a - 0.05, a],
                                       "train_acc": (0.9, 0.9), "holdout_acc": (a, a), "test_acc": (a, a)}))
     Path(spec.sweep_dir).mkdir(parents=True)
-    _, _, log = open_sweep(spec, yaml.safe_dump(spec_data(spec)), {"name": spec.name})
+    _, log = open_sweep(spec, yaml.safe_dump(spec_data(spec)), {"name": spec.name})
     finish_sweep(spec, rows, log, complete=True)
     assert log.flush() == 0
     (parent,), _ = child_runs(spec.tracking.uri, spec.experiment)

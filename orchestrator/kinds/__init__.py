@@ -8,6 +8,7 @@ follow-up sweeps it runs. Adding a kind is its package and one line in `PACKAGES
 """
 from __future__ import annotations
 
+import copy
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,8 +115,13 @@ def parse_spec(data: dict, origin: str):
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), data: dict | None = None):
     """Load (or take the already read `data` of `path`), override (`protocol.epochs=3`) and validate a spec
     of any kind; raises SpecError."""
-    data = read_yaml(path) if data is None else dict(data)
+    data = copy.deepcopy(read_yaml(path) if data is None else data)  # overrides never reach the caller's
+    given: set[str] = set()
     for assignment in overrides:
+        key = assignment.partition("=")[0].strip()
+        if key in given:
+            raise SpecError(f"--set {key}= is given twice; the first would be dropped: keep one")
+        given.add(key)
         apply_override(data, assignment)
     return parse_spec(data, str(path))
 

@@ -1,6 +1,12 @@
-"""Validation of a `ray up` cluster config: Ray's own schema, and Ray's images of the installed Ray."""
+"""Validation of a `ray up` cluster config: Ray's own schema, and Ray's images of the installed Ray.
+
+Through Ray's public autoscaler SDK (`fillout_defaults`) and the JSON schema Ray ships beside it, checked
+with `jsonschema` (a dependency of Ray's), plus the node-type rules `ray up` applies on top of the schema.
+"""
 from __future__ import annotations
 
+import importlib.resources
+import json
 import logging
 import re
 from pathlib import Path
@@ -12,20 +18,42 @@ IMAGE_KEYS = ("image", "head_image", "worker_image")
 
 
 def validate_cluster(path: str | Path) -> dict:
-    """Fill Ray's defaults (prepare_config) and check the result against Ray's schema, then check
-    that the Ray images the nodes run have the Ray version installed here (the driver's)."""
-    from ray.autoscaler._private.util import prepare_config, validate_config
-    logging.getLogger("ray.autoscaler").setLevel(logging.WARNING)  # prepare_config narrates its defaults
+    """Fill Ray's defaults for the provider and check the result against Ray's schema and node-type rules,
+    then check that the Ray images the nodes run have the Ray version installed here (the driver's)."""
+    import jsonschema
+    from ray.autoscaler.sdk import fillout_defaults
+    logging.getLogger("ray.autoscaler").setLevel(logging.WARNING)  # filling defaults narrates them
     config = read_yaml(path)
     check_images(config, path)
     try:
-        config = prepare_config(config)
-        validate_config(config)
+        if not isinstance(config.get("provider"), dict):
+            raise ValueError("'provider' is a required mapping (e.g. {type: aws, region: us-west-2})")
+        config = fillout_defaults(config)
+        jsonschema.validate(config, ray_schema())
+        check_node_types(config)
     except Exception as e:  # jsonschema.ValidationError or ValueError, depending on what is wrong
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SpecError(f"{path}: not a valid Ray cluster config ({first}); see "
                         "https://docs.ray.io/en/latest/cluster/vms/references/ray-cluster-configuration.html") from None
     return config
+
+
+def ray_schema() -> dict:
+    """The JSON schema of cluster configs that the installed Ray ships with its autoscaler."""
+    return json.loads(importlib.resources.files("ray.autoscaler").joinpath("ray-schema.json").read_text())
+
+
+def check_node_types(config: dict) -> None:
+    """What `ray up` checks beyond the schema: the head's node type is one of the node types, and the
+    node types' minimum workers fit within max_workers."""
+    types = config.get("available_node_types") or {}
+    if types:
+        if config.get("head_node_type") not in types:
+            raise ValueError(f"head_node_type must be one of available_node_types ({', '.join(types)})")
+        least = sum(t.get("min_workers", 0) for t in types.values())
+        if least > config.get("max_workers", least):
+            raise ValueError(f"max_workers={config['max_workers']} is below the node types' min_workers "
+                             f"({least} in all)")
 
 
 def check_images(config: dict, path: str | Path) -> None:

@@ -17,15 +17,12 @@ from typing import Any
 import yaml
 
 from trainables.config import allowed, violates
+from orchestrator.specs.yaml_text import YamlMeaningError, load_text
 
 
 # Every integer of a spec (epochs, seeds, indices, sizes) fits in 31 bits: larger values are typos,
 # and would overflow the int32/int64 arithmetic of seeds and index tensors.
 MAX_INT = 2**31 - 1
-
-
-# libyaml's safe loader where PyYAML has it: a saved spec of a 10,000-trial sweep lists every index
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class SpecError(ValueError):
@@ -37,9 +34,11 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise SpecError(f"{path}: no such file; give the path of a YAML spec (see specs/)")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
+        data = load_text(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not a text file; give the path of a YAML spec (see specs/)") from None
+    except YamlMeaningError as e:
+        raise SpecError(f"{path}: {e.message}") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         line = f" line {where.line + 1}" if where else ""
@@ -55,7 +54,9 @@ def apply_override(data: dict, assignment: str, where: str = "--set") -> None:
     if not sep or not key:
         raise SpecError(f"{where} {assignment!r}: expected KEY=VALUE, e.g. protocol.epochs=3")
     try:
-        value = yaml.safe_load(text)
+        value = load_text(text)
+    except YamlMeaningError as e:
+        raise SpecError(f"{where} {assignment!r}: {e.message.replace(' at line 1', '')}") from None
     except yaml.YAMLError:
         value = text
     node = data

@@ -25,15 +25,17 @@ COMMAND = [sys.executable, "-m", "orchestrator.tracking.writer"]
 
 
 @contextlib.contextmanager
-def writing_beside(log):
+def writing_beside(log, lock=None):
     """Run the block with `log` deferred and a writer process applying its ops; afterwards `log` is
-    direct again and holds no stale view of the runs the writer made."""
+    direct again and holds no stale view of the runs the writer made. `lock`: the sweep folder's lock
+    file, which the writer keeps open (so held) until it has applied everything, even past the driver."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     config = {"sweep_dir": str(log.sweep_dir), "uri": log.uri, "experiment": log.experiment, "name": log.name,
               "params": log.params, "spec_file": str(log.spec_file), "backoff_s": list(log.backoff_s),
               "down_s": log.down_s}
     try:  # its own session: a Ctrl-C stops the sweep, and the writer still applies what the sweep wrote
-        proc = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, env=env, start_new_session=True, text=True)
+        proc = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, env=env, start_new_session=True, text=True,
+                                pass_fds=(lock.fileno(),) if lock is not None else ())
         proc.stdin.write(json.dumps(config) + "\n")
         proc.stdin.flush()
     except OSError as e:  # no process to be had: the driver writes to MLflow itself, as it does outside sweeps
