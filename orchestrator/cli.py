@@ -39,7 +39,8 @@ def prepare(path, overrides, max_trials: int, check_inputs: bool = True, data: d
         raise SpecError(f"{path}: {count:,} trials is above the limit of {max_trials:,}; if that is the plan, "
                         f"pass --max-trials {count}, else narrow the task indices, seeds or grid")
     if check_inputs:
-        spec.preflight(str(path))
+        from orchestrator.specs.preflight import check_spec
+        check_spec(spec, str(path))
     return spec
 
 
@@ -147,7 +148,7 @@ def _ui(args) -> int:
     # One worker process: a researcher's own UI, up in half the time of MLflow's default four.
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(args.port), "--workers", "1"]
-    from orchestrator.tracking.mlflow_runs import sweep_experiments, view_address
+    from orchestrator.tracking.mlflow_ui import sweep_experiments, view_address
     base = f"http://127.0.0.1:{args.port}"
     print(f"MLflow UI on {base} (store {uri}); Ctrl-C stops it", flush=True)
     for name, experiment_id in sweep_experiments(uri):

@@ -131,7 +131,8 @@ def attach(error: BaseException, spec, record) -> None:
 @contextlib.contextmanager
 def signals_stop():
     """SIGINT and SIGTERM raise Stopped in the driver (Tune's own SIGINT handling is off: it would
-    end the sweep with its own resume advice); a second signal exits at once."""
+    end the sweep with its own resume advice). Further signals are ignored while the driver stops: its
+    MLflow writer finishes and Ray shuts down (seconds); cut short, Ray's processes would be left behind."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -139,8 +140,8 @@ def signals_stop():
     before = {s: signal.getsignal(s) for s in SIGNALS}
 
     def stop(signum, frame):
-        for s in SIGNALS:  # the cleanup below is short; a second Ctrl-C means now
-            signal.signal(s, lambda n, f: os._exit(128 + n))
+        for s in SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
         raise Stopped(signum)
 
     for s in SIGNALS:

@@ -15,6 +15,7 @@ import yaml
 from orchestrator.faults import attach
 from orchestrator.kinds import kind_of, spec_data
 from orchestrator.specs.io import flatten
+from orchestrator.specs.preflight import check_spec
 from orchestrator.tracking.record import Record
 from orchestrator.tracking.sweep_lock import sweep_lock
 from orchestrator.tracking.sweep_log import SweepLog
@@ -51,7 +52,7 @@ def run_sweep(spec, address: str | None = None, callbacks: list | None = None, o
 
 
 def _run(kind, spec, address, callbacks, origin) -> list[dict]:
-    spec.preflight(origin or spec.name)
+    check_spec(spec, origin or spec.name)
     data = spec_data(spec)
     with sweep_lock(Path(spec.sweep_dir)) as lock:
         record = Record(spec.sweep_dir)

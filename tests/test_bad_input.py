@@ -13,6 +13,7 @@ import tarfile
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from orchestrator.cli import main
@@ -78,6 +79,8 @@ CASES = [
     ("huge index", lambda d, data: ["tasks.random=100000000000000000000"], "at most 2147483647"),
     ("too many trials", lambda d, data: ["tasks.random=0-9999", "seeds=0-99"], "--max-trials 1000400"),
     ("seed range backwards", lambda d, data: ["seeds=9-3"], "seeds='9-3' is invalid"),
+    ("output_dir in a file", lambda d, data: [f"output_dir={(d / 'f').write_text('x') and d / 'f' / 'runs'}"],
+     "f is not a folder, so"),
     ("truncated tarball", lambda d, data: [f"dataset.root={truncated(d / 'cut.tar.gz', data)}"], "cut.tar.gz"),
     ("mixed image sizes", lambda d, data: [f"dataset.root={tarball(d / 'mixed.tar.gz', images(bad={'train/c0/big.png': png(16)}))}"],
      "images have different sizes"),
@@ -174,3 +177,52 @@ def test_offline_quickstart_is_one_line_and_leaves_nothing(tmp_path, monkeypatch
     assert "$TASKDISC_CIFAR10" in err[0] and "dataset.root" in err[0] and "ImageFolder" in err[0]
     assert not (tmp_path / "cache").exists()  # no folder left where the cache would be
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+# YAML that parses, but not to what its author wrote: (case, spec text after the first lines, the one line)
+YAML_CASES = [
+    ("a key twice", "name: a\nname: b\n", "key 'name' is given twice in one mapping (lines 1 and 2)"),
+    ("two tasks blocks", "name: a\ntasks: {real: 0-1}\nseeds: [0]\ntasks: {random: 0-1}\n",
+     "key 'tasks' is given twice in one mapping (lines 2 and 4)"),
+    ("a nested key twice", "name: a\nprotocol:\n  epochs: 3\n  epochs: 5\n", "key 'epochs' is given twice"),
+    ("a task set named on", "name: a\ntasks: {on: 0-1}\n", "key on at line 2 is not text (YAML reads it as True)"),
+    ("a number as key", "name: a\ntasks: {1: 0-1}\n", "key 1 at line 2 is not text"),
+    ("a list as key", "name: a\n? [x, y]\n: 1\n", "the key at line 2 is a list or mapping"),
+    ("octal", "name: a\nprotocol: {epochs: 010}\n", "010 at line 2 reads as the octal number 8"),
+    ("base 60", "name: a\nprotocol: {epochs: 1:30}\n", "1:30 at line 2 reads as a base-60 number in YAML (90)"),
+]
+
+
+@pytest.mark.parametrize("text, message", [c[1:] for c in YAML_CASES], ids=[c[0] for c in YAML_CASES])
+def test_yaml_that_would_change_a_specs_meaning_is_refused(text, message, tmp_path, tiny_dataset_tar, capsys,
+                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = yaml.safe_load(tiny_spec(tmp_path / "base", tiny_dataset_tar, output_dir="runs").read_text())
+    given = {line.split(":")[0] for line in text.splitlines() if not line.startswith((" ", "?", ":"))}
+    spec = tmp_path / "spec.yaml"  # the case's lines first (its line numbers), then the rest of a valid spec
+    spec.write_text(text + yaml.safe_dump({k: v for k, v in base.items() if k not in given}))
+    for verb in ("validate", "sweep"):
+        assert main([verb, str(spec)]) == 2, verb
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"taskdisc: error: {spec}: ") and message in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "spec.yaml"]  # nothing written
+
+
+def test_an_override_given_twice_is_refused(tmp_path, tiny_dataset_tar, capsys):
+    spec = tiny_spec(tmp_path, tiny_dataset_tar)
+    assert main(["validate", str(spec), "--set", "protocol.epochs=3", "--set", "protocol.epochs=5"]) == 2
+    assert "--set protocol.epochs= is given twice" in capsys.readouterr().err
+    assert main(["validate", str(spec), "--set", "protocol.epochs=010"]) == 2
+    assert "reads as the octal number 8" in capsys.readouterr().err
+
+
+def test_what_yaml_reads_as_meant(tmp_path, tiny_dataset_tar):
+    """1e-3 is a number (PyYAML alone reads text), quoted text stays text, a merge key's values may be overridden."""
+    from orchestrator.kinds import load_spec
+    from orchestrator.specs.yaml_text import load_text
+    spec = tiny_spec(tmp_path, tiny_dataset_tar)
+    spec.write_text(spec.read_text().replace("protocol:\n", "protocol:\n  lr: 1e-3\n").replace("name: tiny",
+                                                                                                 "name: '010'"))
+    loaded = load_spec(spec)
+    assert loaded.protocols[0].lr == 0.001 and loaded.name == "010"
+    assert load_text("a: &a {x: 1, y: 2}\nb: {<<: *a, x: 3}\n")["b"] == {"x": 3, "y": 2}

@@ -39,6 +39,31 @@ def test_cluster_yaml_runs_rays_images_of_the_installed_ray(cluster):
     assert cluster["available_node_types"][cluster["head_node_type"]]["resources"] == {"CPU": 0}
 
 
+def requirement(name: str):
+    """The requirement on `name` in setup.cfg's install_requires."""
+    import configparser
+
+    from packaging.requirements import Requirement
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    found = [Requirement(line) for line in config["options"]["install_requires"].split("\n") if line.strip()]
+    return next(r for r in found if r.name == name)
+
+
+@pytest.mark.parametrize("name", ["ray", "mlflow"])
+def test_ray_and_mlflow_have_a_tested_range_that_admits_what_is_installed(name):
+    import importlib.metadata
+    req = requirement(name)
+    bounds = {spec.operator for spec in req.specifier}
+    assert {">=", "<"} <= bounds, f"setup.cfg: {name} needs a lower and an upper bound (the versions tested)"
+    assert importlib.metadata.version(name) in req.specifier, (name, str(req.specifier))
+
+
+def test_cluster_yamls_images_follow_the_ray_version_setup_cfg_admits(cluster):
+    tag = cluster["docker"]["head_image"].split(":")[1].split("-")[0]
+    assert tag in requirement("ray").specifier and tag == ray.__version__
+
+
 def test_cluster_yaml_sets_up_token_authentication_itself(cluster):
     assert "~/.ray/auth_token" in cluster["cluster_synced_files"]  # made on the head, copied to workers
     assert any("get-auth-token --generate" in c for c in cluster["head_setup_commands"])
@@ -60,6 +85,25 @@ def test_validate_refuses_an_image_of_another_ray(tmp_path, capsys, cluster, ima
     err = capsys.readouterr().err
     assert err.startswith("taskdisc: error: ") and len(err.strip().splitlines()) == 1
     assert f"docker.worker_image: {image}" in err and message in err
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"head_node_type": "nope"}, "head_node_type must be one of available_node_types ("),
+    ({"max_workers": 0, "available_node_types": {"head": {"node_config": {}, "resources": {}},
+                                                 "w": {"node_config": {}, "resources": {}, "min_workers": 2}}},
+     "max_workers=0 is below the node types' min_workers (2 in all)"),
+    ({"bogus_key": 3}, "Additional properties are not allowed ('bogus_key' was unexpected)"),
+    ({"provider": None}, "'provider' is a required mapping"),
+    ({"max_workers": "eight"}, "'eight' is not of type 'integer'"),
+])
+def test_validate_refuses_a_cluster_config_rays_schema_or_node_types_refuse(tmp_path, capsys, cluster, change,
+                                                                            message):
+    bad = tmp_path / "cluster.yaml"
+    bad.write_text(yaml.safe_dump({**cluster, **change}))
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"taskdisc: error: {bad}: not a valid Ray cluster config (") and message in err, err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_dockerfile_builds_on_rays_gpu_image_of_the_installed_ray():

@@ -42,3 +42,21 @@ def check_task_sets(sets, dataset: ImageDataset, origin: str) -> None:
             check_tasks(ts.kind, ts.indices, dataset, ts.source, ts.num_classes)
         except (TaskError, ValueError) as e:
             raise SpecError(f"{origin}: {key}: {e}") from None
+
+
+def check_spec(spec, origin: str):
+    """Everything checkable before a sweep starts: where it writes, then its inputs (the kind's `preflight`)."""
+    check_writable(Path(spec.sweep_dir), "output_dir", origin)
+    return spec.preflight(origin)
+
+
+def check_writable(folder: Path, key: str, origin: str) -> None:
+    """SpecError unless `folder` can be created and written (its nearest existing parent is a writable folder)."""
+    import os
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "not a folder" if not existing.is_dir() else "not writable (a read-only filesystem, or permissions)"
+        raise SpecError(f"{origin}: {key}: {existing} is {why}, so {folder} cannot be written; "
+                        f"choose another {key} (--set {key}=...)")

@@ -12,7 +12,6 @@ import fcntl
 import json
 import logging
 import math
-import sqlite3
 import time
 from pathlib import Path
 from typing import Iterable
@@ -20,8 +19,10 @@ from typing import Iterable
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from orchestrator.specs.io import digest
+from orchestrator.tracking.mlflow_ui import ui_tags
 from orchestrator.tracking.tags import KEY_TAG
 
 PARENT_FILE = "mlflow.json"
@@ -36,27 +37,6 @@ def default_artifact_root(uri: str) -> str | None:
     return None
 
 
-KIND_TAG = "mlflow.experimentKind"
-# MLflow's UI reads a shared view (sort, columns) from an experiment tag named by the view's key. Sorting
-# by a metric also lists child runs flat instead of folded under their parent: the trials come first.
-VIEW_KEY = "taskdisc"
-VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
-VIEW = {"orderByKey": "metrics.`eval/agreement`", "orderByAsc": False,
-        "selectedColumns": ["attributes.`Dataset`", "metrics.`eval/agreement`", "metrics.`test/acc_0`",
-                            "tags.`task_kind`", "tags.`seed`", "tags.`protocol`"]}
-
-
-def view_address(base: str, experiment_id: str) -> str:
-    """The experiment's trials in MLflow 3's UI: training runs (not its GenAI overview), best AS first."""
-    return f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}&workflowType=machine_learning"
-
-
-def sweep_experiments(uri: str) -> list[tuple[str, str]]:
-    """(name, id) of each experiment in the store that holds sweeps (it carries the view)."""
-    return [(e.name, e.experiment_id) for e in MlflowClient(tracking_uri=uri).search_experiments()
-            if VIEW_TAG in e.tags]
-
-
 class Tracker:
     def __init__(self, uri: str, experiment: str):
         self.uri = uri
@@ -64,18 +44,15 @@ class Tracker:
             self.client = MlflowClient(tracking_uri=uri)
             exp = self.client.get_experiment_by_name(experiment)
             if exp is None:
-                # MLflow 3.0-3.16's UI opens an experiment of this kind on its training runs; later ones
-                # follow a workflow switch instead, which `view_address` sets
-                self.experiment_id = self.client.create_experiment(
-                    experiment, default_artifact_root(uri),
-                    tags={KIND_TAG: "custom_model_development", VIEW_TAG: json.dumps(VIEW)})
+                self.experiment_id = self.client.create_experiment(experiment, default_artifact_root(uri),
+                                                                   tags=ui_tags())
             else:
                 if exp.lifecycle_stage == "deleted":
                     self.client.restore_experiment(exp.experiment_id)
                 self.experiment_id = exp.experiment_id
-                if VIEW_TAG not in exp.tags:  # an experiment made by hand, or by an older taskdisc
-                    self.client.set_experiment_tag(self.experiment_id, VIEW_TAG, json.dumps(VIEW))
-            write_ahead_log(uri)
+                for tag, value in ui_tags().items():  # an experiment made by hand, or by an older taskdisc
+                    if tag not in exp.tags:
+                        self.client.set_experiment_tag(self.experiment_id, tag, value)
 
     def parent_run(self, sweep_dir: Path, name: str, params: dict, spec_file: Path) -> str:
         """The parent run of this resolved spec in the sweep folder: reopened when the same spec runs
@@ -110,7 +87,7 @@ class Tracker:
         """Every active child run of `parent_id` (only those not FINISHED: `unfinished`), page by page (a
         sweep may have many thousands: listing 5,000 takes ~17 s here, their unfinished ones a query)."""
         runs, token = [], None
-        where = f"tags.mlflow.parentRunId = '{parent_id}'"
+        where = f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_id}'"
         where += " and attributes.status != 'FINISHED'" if unfinished else ""
         while True:
             page = self.client.search_runs([self.experiment_id], where, max_results=5000, page_token=token)
@@ -126,7 +103,7 @@ class Tracker:
         for old in replaces:
             self.client.delete_run(old)
         run = self.client.create_run(self.experiment_id, run_name=run_name,
-                                     tags={**(tags or {}), "mlflow.parentRunId": parent_id, KEY_TAG: key})
+                                     tags={**(tags or {}), MLFLOW_PARENT_RUN_ID: parent_id, KEY_TAG: key})
         if params:
             self.log_batch(run.info.run_id, [], params)
         return run.info.run_id
@@ -173,18 +150,6 @@ def store_lock(uri: str):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def write_ahead_log(uri: str) -> None:
-    """Put a SQLite store in WAL mode (kept in the file): a commit appends to the log instead of rewriting
-    pages through a rollback journal, ~25% less time per MLflow write here, and readers (the UI) no
-    longer block the sweep's writes. Best effort: a store busy with another process stays as it is."""
-    if uri.startswith("sqlite:///"):
-        try:
-            with contextlib.closing(sqlite3.connect(uri[len("sqlite:///"):], timeout=1)) as db:
-                db.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.Error:
-            pass
 
 
 def _text(value) -> str:

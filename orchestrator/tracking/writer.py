@@ -34,8 +34,9 @@ def writing_beside(log, lock=None):
               "params": log.params, "spec_file": str(log.spec_file), "backoff_s": list(log.backoff_s),
               "down_s": log.down_s}
     try:  # its own session: a Ctrl-C stops the sweep, and the writer still applies what the sweep wrote
-        proc = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, env=env, start_new_session=True, text=True,
-                                pass_fds=(lock.fileno(),) if lock is not None else ())
+        with errors_file(log.sweep_dir) as stderr:  # what it says goes to the sweep's log, not the screen
+            proc = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stderr=stderr, env=env, start_new_session=True,
+                                    text=True, pass_fds=(lock.fileno(),) if lock is not None else ())
         proc.stdin.write(json.dumps(config) + "\n")
         proc.stdin.flush()
     except OSError as e:  # no process to be had: the driver writes to MLflow itself, as it does outside sweeps
@@ -53,6 +54,21 @@ def writing_beside(log, lock=None):
                   "writes what it left", flush=True)
         if log.pending():  # the writer left some: find its runs again before replaying them here
             log.reconnect()
+
+
+@contextlib.contextmanager
+def errors_file(sweep_dir: Path):
+    """The sweep's log file opened for appending (DEVNULL where it cannot be: a full disk)."""
+    from orchestrator.faults import log_path
+    path = log_path(sweep_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a")
+    except OSError:
+        yield subprocess.DEVNULL
+        return
+    with f:
+        yield f
 
 
 def main() -> None:
