@@ -60,7 +60,7 @@ def _sweep(args) -> int:
     from orchestrator.kinds import kind_of
     from orchestrator.launch import run_sweep
     try:
-        with faults.signals_stop():
+        with faults.signals_stop(), faults.ray_logs_to(faults.log_path(Path(spec.sweep_dir)), shutdown=True):
             swept = run_sweep(spec, address=args.address, origin=str(path))
     except SpecError:
         raise

@@ -25,6 +25,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 LOGS = "logs"
 LOG_FILE = "driver.log"
@@ -160,12 +161,11 @@ class QuietFileHandler(logging.FileHandler):
         pass
 
 
-@contextlib.contextmanager
-def ray_logs_to(path: Path):
-    """Ray's and Tune's log records go to `path` (created on the first one), not to stderr, for the block:
-    the "ray" logger's own handlers are set aside, and its children that print by themselves pass theirs up.
-    `ray.init(configure_logging=False)` clears the "ray" logger's handlers, which leaves its records to
-    logging's handler of last resort (stderr): that is the file too, meanwhile."""
+def route_ray_logs(path: Path) -> Callable[[], None]:
+    """Send Ray's and Tune's log records to `path` (created on the first one), not to stderr; returns the
+    function that undoes it. The "ray" logger's own handlers are set aside, and its children that print by
+    themselves pass theirs up. `ray.init(configure_logging=False)` clears the "ray" logger's handlers,
+    which leaves its records to logging's handler of last resort (stderr): that is the file too."""
     named = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.split(".")[0] == "ray"]
     top = logging.getLogger("ray")
     saved = [(lg, lg.handlers[:], lg.propagate) for lg in {top, *named}]
@@ -178,13 +178,30 @@ def ray_logs_to(path: Path):
     last_resort, logging.lastResort = logging.lastResort, handler
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        yield
-    finally:
+
+    def undo() -> None:
         logging.lastResort = last_resort
         handler.close()
         for lg, handlers, propagate in saved:
             lg.handlers, lg.propagate = handlers, propagate
+    return undo
+
+
+@contextlib.contextmanager
+def ray_logs_to(path: Path, shutdown: bool = False):
+    """`route_ray_logs` for the block. `shutdown`: a Ray this block started is shut down inside it, so that
+    what Ray logs as it goes (errors of work a stopped sweep left unfinished, e.g. a checkpoint write that
+    met a full disk) goes to the file too; a Ray connected before the block stays."""
+    import ray
+    undo, started_before = route_ray_logs(path), ray.is_initialized()
+    try:
+        yield
+    finally:
+        try:
+            if shutdown and not started_before and ray.is_initialized():
+                ray.shutdown()
+        finally:
+            undo()
 
 
 def log_path(sweep_dir: Path) -> Path:

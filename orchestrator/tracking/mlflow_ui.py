@@ -12,6 +12,9 @@ import json
 
 from mlflow.tracking import MlflowClient
 
+# MLflow 3.0-3.16's UI opens an experiment of this kind on its training runs; later ones follow the
+# workflow switch in the address instead (`view_address`)
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 VIEW_KEY = "taskdisc"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 VIEW = {"orderByKey": "metrics.`eval/agreement`", "orderByAsc": False,
@@ -21,7 +24,7 @@ VIEW = {"orderByKey": "metrics.`eval/agreement`", "orderByAsc": False,
 
 def ui_tags() -> dict[str, str]:
     """The experiment tags of a sweep's experiment that its UI view needs."""
-    return {VIEW_TAG: json.dumps(VIEW)}
+    return {KIND_TAG: KIND, VIEW_TAG: json.dumps(VIEW)}
 
 
 def view_address(base: str, experiment_id: str) -> str:
