@@ -59,8 +59,9 @@ def _sweep(args) -> int:
     from orchestrator import faults
     from orchestrator.kinds import kind_of
     from orchestrator.launch import run_sweep
+    log = faults.log_path(Path(spec.sweep_dir))
     try:
-        with faults.signals_stop(), faults.ray_logs_to(faults.log_path(Path(spec.sweep_dir)), shutdown=True):
+        with faults.signals_stop(), faults.ray_logs_to(log, shutdown_on_fault=True):
             swept = run_sweep(spec, address=args.address, origin=str(path))
     except SpecError:
         raise

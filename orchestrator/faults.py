@@ -155,7 +155,12 @@ def signals_stop():
 
 
 class QuietFileHandler(logging.FileHandler):
-    """A log file that never speaks on stderr: a write that fails (a full disk) is dropped."""
+    """A log file made (with its folder) at its first record, never before, that never speaks on stderr: a
+    write that fails (a full disk) is dropped."""
+
+    def _open(self):
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
 
     def handleError(self, record) -> None:
         pass
@@ -176,8 +181,6 @@ def route_ray_logs(path: Path) -> Callable[[], None]:
             lg.handlers, lg.propagate = [], True
     top.handlers, top.propagate = [handler], False
     last_resort, logging.lastResort = logging.lastResort, handler
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
 
     def undo() -> None:
         logging.lastResort = last_resort
@@ -188,20 +191,20 @@ def route_ray_logs(path: Path) -> Callable[[], None]:
 
 
 @contextlib.contextmanager
-def ray_logs_to(path: Path, shutdown: bool = False):
-    """`route_ray_logs` for the block. `shutdown`: a Ray this block started is shut down inside it, so that
-    what Ray logs as it goes (errors of work a stopped sweep left unfinished, e.g. a checkpoint write that
-    met a full disk) goes to the file too; a Ray connected before the block stays."""
+def ray_logs_to(path: Path, shutdown_on_fault: bool = False):
+    """`route_ray_logs` for the block. `shutdown_on_fault`: when the block raises, a Ray it started is shut
+    down inside it, so that what Ray logs as it goes (errors of work the stopped sweep left unfinished,
+    e.g. a checkpoint write that met a full disk) goes to the file too."""
     import ray
     undo, started_before = route_ray_logs(path), ray.is_initialized()
     try:
         yield
+    except BaseException:
+        if shutdown_on_fault and not started_before and ray.is_initialized():
+            ray.shutdown()
+        raise
     finally:
-        try:
-            if shutdown and not started_before and ray.is_initialized():
-                ray.shutdown()
-        finally:
-            undo()
+        undo()
 
 
 def log_path(sweep_dir: Path) -> Path:
