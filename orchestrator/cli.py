@@ -49,6 +49,8 @@ def is_cluster(data: dict) -> bool:
 
 
 def _sweep(args) -> int:
+    if args.resume and args.spec:
+        raise SpecError(f"sweep: give a spec file ({args.spec}) or --resume {args.resume}, not both")
     path = Path(args.resume) / "spec.yaml" if args.resume else args.spec
     if path is None:
         raise SpecError("sweep needs a spec file, or --resume SWEEP_DIR")

@@ -7,7 +7,7 @@
 What happened, what was kept, the command that finishes the rest (a rerun skips recorded trials). The
 traceback, and whatever Ray and Tune logged during the sweep, go to the sweep's `logs/driver.log`
 (to a temporary folder when the sweep's filesystem is full). A signal exits 128 + its number (130,
-143), anything else 1; bad input keeps its own one line and exit 2 (`cli.py`).
+143, 129), anything else 1; bad input keeps its own one line and exit 2 (`cli.py`).
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from typing import Callable
 LOGS = "logs"
 LOG_FILE = "driver.log"
 RESERVE = 16 * 2**20  # bytes a sweep's own writes (record rows, outbox, logs) want free beside checkpoints
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP (terminal closed)"}
 
 
 class Stopped(BaseException):
@@ -131,7 +131,7 @@ def attach(error: BaseException, spec, record) -> None:
 
 @contextlib.contextmanager
 def signals_stop():
-    """SIGINT and SIGTERM raise Stopped in the driver (Tune's own SIGINT handling is off: it would
+    """SIGINT, SIGTERM and SIGHUP raise Stopped in the driver (Tune's own SIGINT handling is off: it would
     end the sweep with its own resume advice). Further signals are ignored while the driver stops: its
     MLflow writer finishes and Ray shuts down (seconds); cut short, Ray's processes would be left behind."""
     if threading.current_thread() is not threading.main_thread():

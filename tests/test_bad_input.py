@@ -208,6 +208,12 @@ def test_yaml_that_would_change_a_specs_meaning_is_refused(text, message, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "spec.yaml"]  # nothing written
 
 
+def test_a_spec_and_resume_together_are_refused(tmp_path, tiny_dataset_tar, capsys):
+    spec = tiny_spec(tmp_path, tiny_dataset_tar)
+    assert main(["sweep", str(spec), "--resume", str(tmp_path / "runs" / "tiny")]) == 2
+    assert "not both" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+
+
 def test_an_override_given_twice_is_refused(tmp_path, tiny_dataset_tar, capsys):
     spec = tiny_spec(tmp_path, tiny_dataset_tar)
     assert main(["validate", str(spec), "--set", "protocol.epochs=3", "--set", "protocol.epochs=5"]) == 2

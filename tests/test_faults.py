@@ -47,10 +47,9 @@ def check_three_lines(stderr: str, spec_name: str, what: str, sweep_dir: Path) -
     return log
 
 
-def check_rerun(root: Path, name: str, done_before: set, finished: dict, out: str) -> None:
+def check_rerun(root: Path, name: str, done_before: set, finished: dict, out: str, total: int = 12) -> None:
     """The rerun ran only the trials not recorded; the record and MLflow (both under `root`) then hold each
     trial once."""
-    total = 12
     assert f"{len(done_before)} already recorded, {total - len(done_before)} to run" in out
     rows = Record(root / "runs" / name).rows()
     assert {r["key"]: r["finished_at"] for r in rows if r["key"] in done_before} == finished  # not rewritten
@@ -64,11 +63,13 @@ def check_rerun(root: Path, name: str, done_before: set, finished: dict, out: st
 
 def test_signals_mid_sweep_say_what_was_kept_and_the_rerun_finishes_the_rest(tmp_path, tiny_dataset_tar,
                                                                             ray_address, capsys):
-    """Ctrl-C, then SIGTERM on the resumed sweep, then the same command once more: it finishes the rest."""
-    spec_path = tiny_spec(tmp_path, tiny_dataset_tar, name="sig", **TWELVE)
+    """Ctrl-C, then SIGTERM on the resumed sweep, then SIGHUP (its terminal closed), then the same command once
+    more: it finishes the rest."""
+    spec_path = tiny_spec(tmp_path, tiny_dataset_tar, name="sig", **{**TWELVE, "tasks": {"random": "0-15"}})
     sweep_dir = tmp_path / "runs" / "sig"
     record = Record(sweep_dir)
-    for signum, code, what in ((signal.SIGINT, 130, "by SIGINT (Ctrl-C)"), (signal.SIGTERM, 143, "by SIGTERM")):
+    for signum, code, what in ((signal.SIGINT, 130, "by SIGINT (Ctrl-C)"), (signal.SIGTERM, 143, "by SIGTERM"),
+                               (signal.SIGHUP, 129, "by SIGHUP (terminal closed)")):
         before = len(record.done_keys())
         driver = start_driver(spec_path, tmp_path, ray_address)
         wait_for_records(record, before + 2, driver)
@@ -77,14 +78,14 @@ def test_signals_mid_sweep_say_what_was_kept_and_the_rerun_finishes_the_rest(tmp
         assert driver.returncode == code, (out, err)
         log = check_three_lines(err, "sig.yaml", what, sweep_dir)
         kept = len(record.done_keys())
-        assert before + 2 <= kept < 12 and f"kept: {kept} of 12 trials" in err
+        assert before + 2 <= kept < 16 and f"kept: {kept} of 16 trials" in err
         assert f"{before} already recorded" in out
         assert "Stopped" in log.read_text()  # the traceback, for whoever wants it
         assert "Tuner.restore" not in out + err  # Tune's own advice, which a taskdisc user cannot act on
     done_before = record.done_keys()
     finished = {r["key"]: r["finished_at"] for r in record.rows()}
     assert main(["sweep", str(spec_path), "--address", ray_address]) == 0
-    check_rerun(tmp_path, "sig", done_before, finished, capsys.readouterr().out)
+    check_rerun(tmp_path, "sig", done_before, finished, capsys.readouterr().out, total=16)
 
 
 @pytest.fixture

@@ -149,6 +149,17 @@ def test_two_drivers_creating_one_fresh_store_at_once(tmp_path):
     assert {client.get_experiment_by_name(n).experiment_id for n in ("a", "b")} == {o.strip() for o, _ in outs}
 
 
+def test_a_reader_leaves_the_file_a_writer_is_filling_alone(tmp_path):
+    """`taskdisc results` (or a test polling the record) during a sweep: the writer's half-written temporary
+    file is not the record's yet; taken for unreadable and moved, the writer's rename would fail under it."""
+    record = Record(tmp_path)
+    record.add("a", {"agreement": 0.5})
+    filling = record.dir / ".tmp-abc123.parquet"
+    filling.write_bytes(b"PAR1 half")
+    assert Record(tmp_path).done_keys() == {"a"} and filling.exists()
+    assert not record.aside_dir.exists()
+
+
 def test_record_compacts_into_segments_and_reads_each_key_once(tmp_path, monkeypatch):
     monkeypatch.setattr("orchestrator.tracking.record.COMPACT_AT", 3)
     record = Record(tmp_path)

@@ -73,10 +73,10 @@ class Record:
         return [] if table is None else table.to_pylist()
 
     def _loose(self) -> list[Path]:
-        return sorted(self.dir.glob("*.parquet")) if self.dir.is_dir() else []
+        return _parquet_files(self.dir)
 
     def _segments(self) -> list[Path]:
-        return sorted(self.segments_dir.glob("*.parquet")) if self.segments_dir.is_dir() else []
+        return _parquet_files(self.segments_dir)
 
     def _read(self, f: Path, columns: list[str] | None = None) -> pa.Table | None:
         try:
@@ -105,3 +105,9 @@ class Record:
         self.set_aside.append(target)
         warnings.warn(f"record file {f} is unreadable ({str(error).splitlines()[0][:120]}); moved it to {target}, "
                       "its trials run again on the next sweep", stacklevel=3)
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    """The record's files in `folder`; not the temporary ones a writer is filling (`.tmp-*`), which a reader
+    (`taskdisc results` during a sweep) would otherwise take for unreadable and move from under it."""
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith(".")) if folder.is_dir() else []
