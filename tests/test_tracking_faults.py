@@ -149,6 +149,26 @@ def test_two_drivers_creating_one_fresh_store_at_once(tmp_path):
     assert {client.get_experiment_by_name(n).experiment_id for n in ("a", "b")} == {o.strip() for o, _ in outs}
 
 
+def test_an_outbox_line_cut_short_by_a_full_disk_is_dropped_not_fatal(tmp_path):
+    """A write that met a full disk leaves half a line. The next driver may append to the same file before
+    any replay (MLflow not answering then, or the writer process applying as the sweep goes): its lines start
+    a line of their own, and replay drops the half (its trial was not recorded: it reran), applying the rest."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "runs" / "s"
+    log = open_log(sweep_dir, uri)
+    log.deferred = True  # as during a sweep: every write goes to the outbox
+    log.start("a", "s__a", {"seed": 0})
+    with open(sweep_dir / "mlflow-outbox" / "a.jsonl", "a") as f:
+        f.write('{"op": "metrics", "batch": [[{"train/lo')  # the disk filled here
+    rerun = open_log(sweep_dir, uri, replay=False)
+    rerun.deferred = True
+    recorded = []
+    trial(rerun, "a", recorded)  # the trial's rerun appends to the same file
+    open_log(sweep_dir, uri).finish(PARENT)  # replay
+    assert recorded == ["a"] and not (sweep_dir / "mlflow-outbox").exists()
+    assert_one_finished_run_per_trial(uri, ["a"])
+
+
 def test_a_reader_leaves_the_file_a_writer_is_filling_alone(tmp_path):
     """`taskdisc results` (or a test polling the record) during a sweep: the writer's half-written temporary
     file is not the record's yet; taken for unreadable and moved, the writer's rename would fail under it."""

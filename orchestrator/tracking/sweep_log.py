@@ -204,8 +204,10 @@ class SweepLog:
         path = self.outbox / f"{key}.jsonl"
         lines = [] if path.is_file() or ops[0]["op"] == "start" else [self._header(key)]
         self.outbox.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(op) + "\n" for op in [*lines, *ops] if op is not None)
         with open(path, "a") as f:
-            f.writelines(json.dumps(op) + "\n" for op in [*lines, *ops] if op is not None)
+            # a line cut short (a full disk, a killed driver) stays a line of its own, which replay drops
+            f.write(text if f.tell() == 0 or _ends_a_line(path) else "\n" + text)
 
     def _header(self, key: str) -> dict | None:
         """The first line of a key's outbox: how to find or make its run when replaying."""
@@ -223,15 +225,18 @@ class SweepLog:
 
     def _advance(self, key: str, final: bool) -> bool:
         """Apply the key's ops not yet applied, in order; False if MLflow failed (the rest waits: kept in
-        memory, or written back with the run id when `final`). A line cut short by a killed writer is dropped."""
+        memory, or written back with the run id when `final`). A line cut short (a killed writer, a full disk) is
+        dropped."""
         path = self.outbox / f"{key}.jsonl"
         start = self.applied.get(key, 0)
         with open(path, "rb") as f:
             f.seek(start)
             data = f.read()
         lines = data[:data.rfind(b"\n") + 1].splitlines(keepends=True)
-        ops = [json.loads(line) for line in lines]
+        ops = [_op(line) for line in lines]
         for i, op in enumerate(ops):
+            if op is None:
+                continue
             try:
                 if op["op"] == "start":
                     self.starts[key] = {k: v for k, v in op.items() if k != "run_id"}
@@ -243,13 +248,14 @@ class SweepLog:
             except Exception as e:
                 self._down(e)
                 if final:
-                    rest = [o for o in ops[i:] if o["op"] != "start"]
+                    rest = [o for o in ops[i:] if o is not None and o["op"] != "start"]
                     path.write_text("".join(json.dumps(o) + "\n" for o in [self._header(key), *rest] if o is not None))
                     self.applied.pop(key, None)
                 else:
                     self.applied[key] = start + sum(len(line) for line in lines[:i])
                 return False
-        if final or (ops and ops[-1]["op"] == "finish" and key != PARENT):
+        whole = [o for o in ops if o is not None]
+        if final or (whole and whole[-1]["op"] == "finish" and key != PARENT):
             path.unlink()
             self.applied.pop(key, None)
         else:
@@ -277,3 +283,18 @@ class SweepLog:
             if key != PARENT:  # nothing comes after a trial's finish: its state goes
                 del self.ids[key]
                 self.starts.pop(key, None)
+
+
+def _ends_a_line(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def _op(line: bytes) -> dict | None:
+    """The op of an outbox line; None for a line cut short by a full disk or a killed process."""
+    try:
+        op = json.loads(line)
+    except ValueError:
+        return None
+    return op if isinstance(op, dict) and "op" in op else None
