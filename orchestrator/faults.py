@@ -239,7 +239,6 @@ def report(error: BaseException, argv: list[str]) -> int:
     """Print the fault's three lines on stderr, its traceback to the log; returns the exit code."""
     at: SweepAt | None = getattr(error, "sweep_at", None)
     shown = getattr(error, "disk_full", None) or error
-    details = write_log(at.sweep_dir if at else None, "".join(traceback.format_exception(error)))
     stopped = f"sweep {at.name} stopped" if at else "stopped"
     if isinstance(error, Stopped):
         what, code = f"{stopped} by {SIGNAL_NAMES.get(error.signum, error.signum)}", 128 + error.signum
@@ -248,6 +247,7 @@ def report(error: BaseException, argv: list[str]) -> int:
     else:
         first = (str(error).strip().splitlines() or [""])[0][:300]
         what, code = f"{stopped}: {type(error).__name__}: {first}", 1
+    details = write_log(at.sweep_dir if at else None, f"{what}\n{''.join(traceback.format_exception(error))}")
     lines = [f"taskdisc: {what} (details: {details})"]
     if at:
         lines.append(f"kept: {at.recorded} of {at.total} trials recorded in {at.sweep_dir}")
