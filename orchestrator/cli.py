@@ -83,7 +83,7 @@ def _sweep(args) -> int:
             unfinished = (sweep, len(rows))
     if unfinished:
         sweep, recorded = unfinished
-        faults.report_unfinished(sweep, recorded, sweep.trial_count() - recorded, args.argv)
+        faults.report_unfinished(sweep, recorded, args.argv)
         return 1
     return 0
 

@@ -1,6 +1,6 @@
 """The driver's one fault path: whatever stops a sweep ends in at most three lines on stderr.
 
-    taskdisc: stopped by SIGINT (Ctrl-C) during sweep quickstart (details: runs/quickstart/logs/driver.log)
+    taskdisc: sweep quickstart stopped by SIGINT (Ctrl-C) (details: runs/quickstart/logs/driver.log)
     kept: 6 of 8 trials recorded in runs/quickstart
     resume: taskdisc sweep specs/quickstart.yaml
 
@@ -67,11 +67,17 @@ def mb(n: int) -> str:
     return f"{n / 2**20:,.1f} MB"
 
 
-def mount_of(path: str | Path) -> str:
-    """The mount point of the filesystem holding `path` (its nearest existing folder)."""
-    p = Path(path).resolve()
-    while not p.exists():
+def nearest_existing(path: str | Path) -> Path:
+    """`path`, or its nearest parent that exists (where a folder yet to be made would be)."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
         p = p.parent
+    return p
+
+
+def mount_of(path: str | Path) -> str:
+    """The mount point of the filesystem holding `path`."""
+    p = nearest_existing(Path(path).resolve())
     while not os.path.ismount(p):
         p = p.parent
     return str(p)
@@ -81,11 +87,8 @@ def free_bytes(path: str | Path) -> int | None:
     """Free bytes of the filesystem holding `path` (None: not a local path, e.g. s3://)."""
     if "://" in str(path):
         return None
-    p = Path(path)
-    while not p.exists() and p != p.parent:
-        p = p.parent
     try:
-        return shutil.disk_usage(p).free
+        return shutil.disk_usage(nearest_existing(path)).free
     except OSError:
         return None
 
@@ -100,10 +103,15 @@ def causes(error: BaseException):
         error = getattr(error, "cause", None) or error.__cause__ or error.__context__
 
 
+def names_disk_full(text: str) -> bool:
+    """Whether an error's text (one passed on as text: a worker's, Tune's error file) is ENOSPC."""
+    return "[Errno 28]" in text or "No space left on device" in text
+
+
 def is_disk_full(error: BaseException) -> bool:
     """Whether `error` or a cause of it is ENOSPC."""
     return any(isinstance(e, DiskFull) or (isinstance(e, OSError) and e.errno == errno.ENOSPC)
-               or "[Errno 28]" in str(e) or "No space left on device" in str(e) for e in causes(error))
+               or names_disk_full(str(e)) for e in causes(error))
 
 
 def checkpoint_bytes(folder: Path) -> int:
@@ -256,8 +264,9 @@ def report(error: BaseException, argv: list[str]) -> int:
     return code
 
 
-def report_unfinished(spec, recorded: int, failed: int, argv: list[str]) -> None:
+def report_unfinished(spec, recorded: int, argv: list[str]) -> None:
     """The three lines for a sweep that ended with trials not recorded (their errors are in its log)."""
+    failed = spec.trial_count() - recorded
     print(f"taskdisc: {failed} trial{'s' if failed != 1 else ''} of sweep {spec.name} did not finish (details: "
           f"{log_path(Path(spec.sweep_dir))})\nkept: {recorded} of {spec.trial_count()} trials recorded in "
           f"{spec.sweep_dir}\nresume: {resume_command(argv)}", file=sys.stderr, flush=True)

@@ -41,7 +41,7 @@ class KeyedPBT(PopulationBasedTraining):
         decision = super().on_trial_result(tune_controller, trial, result)
         for t, own in self.own.items():  # synchronous PBT may exploit trials other than this one
             now = t.config["trial"]
-            if {**now, "tuned": own.get("tuned")} != own:
+            if {**now, "tuned": own["tuned"]} != own:
                 t.set_config({**t.config, "trial": {**own, "tuned": now["tuned"]}})
         return decision
 

@@ -22,7 +22,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from orchestrator.actor_pool import close_gate, pool_gate
-from orchestrator.faults import RESERVE, DiskFull, free_bytes, is_disk_full, log_path, ray_logs_to, write_log
+from orchestrator.faults import RESERVE, DiskFull, free_bytes, log_path, names_disk_full, ray_logs_to, write_log
 from orchestrator.schedulers import DEFAULT, SCHEDULERS
 from orchestrator.trial_actor import TrialActor
 from orchestrator.trials.api import Adapter
@@ -140,26 +140,27 @@ class SweepCallback(tune.Callback):
             self._drop_checkpoints(trial, keep=1)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self._check_disk(trial)  # a retry on a full disk fails again: the sweep stops instead
+        self._check_disk(trial, trial_error(trial))  # a retry on a full disk fails again: the sweep stops instead
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._check_disk(trial)
+        error = trial_error(trial)
+        self._check_disk(trial, error)
         info = self._last_info(trial)
         self.log.finish(info.key, failed=True)
         self._drop_checkpoints(trial)  # a failed trial starts afresh on the next sweep
-        details = write_log(self.log.sweep_dir, f"trial {info.run_name} failed:\n{trial_error(trial)}")
+        details = write_log(self.log.sweep_dir, f"trial {info.run_name} failed:\n{error}")
         print(f"[failed] {info.run_name}: see {details}", flush=True)
 
     def on_experiment_end(self, trials, **info):
         for trial in trials:
             self._drop_checkpoints(trial)
 
-    def _check_disk(self, trial) -> None:
-        """DiskFull if the trial failed on a full disk, or its folder's filesystem has no room left for
-        the checkpoints in flight and the sweep's own writes."""
+    def _check_disk(self, trial, error: str) -> None:
+        """DiskFull if the trial failed on a full disk (`error`: its error's text), or its folder's filesystem
+        has no room left for the checkpoints in flight and the sweep's own writes."""
         need = self.checkpoint_bytes * max(1, len(self.described)) + RESERVE
         free = free_bytes(trial.path)
-        if (free is not None and free < need) or is_disk_full(Exception(trial_error(trial))):
+        if (free is not None and free < need) or names_disk_full(error):
             raise DiskFull(trial.path, free or 0, need)
 
     def _drop_checkpoints(self, trial, keep: int = 0) -> None:
@@ -208,27 +209,22 @@ def fit(adapter: Adapter, trials: Iterator[dict], count: int, files: dict[str, b
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = USER_PENDING or str(min(count, sweep.concurrency or 200))
+    name, options = sweep.scheduler_config() or (None, {})
+    kind = SCHEDULERS[name] if name else DEFAULT
     with ray_logs_to(log_path(Path(sweep.sweep_dir))):
         connect(address)
         gate = pool_gate(count, sweep.concurrency, sweep.resources.cpus, sweep.resources.gpus)
         try:
-            tuner(adapter, trials, count, files, sweep, gate,
-                  SweepCallback(adapter, record, log, total, total - count, sweep_shares(sweep)), callbacks).fit()
+            callback = SweepCallback(adapter, record, log, total, total - count, kind.shares_checkpoints)
+            tuner(adapter, trials, count, files, sweep, gate, kind, options, callback, callbacks).fit()
         finally:
             close_gate(gate)
 
 
-def sweep_shares(sweep) -> bool:
-    """Whether the sweep's trials restore from each other's checkpoints (PBT)."""
-    name, _ = sweep.scheduler_config() or (None, {})
-    return (SCHEDULERS[name] if name else DEFAULT).shares_checkpoints
-
-
 def tuner(adapter: Adapter, trials: Iterator[dict], count: int, files: dict[str, bytes], sweep, gate,
-          callback: SweepCallback, callbacks: list | None) -> tune.Tuner:
-    """Tune's Tuner for the sweep: the trial actor, its feed (or PBT's grid), scheduler and storage."""
-    name, options = sweep.scheduler_config() or (None, {})
-    kind = SCHEDULERS[name] if name else DEFAULT
+          kind, options: dict, callback: SweepCallback, callbacks: list | None) -> tune.Tuner:
+    """Tune's Tuner for the sweep: the trial actor, its feed (or PBT's grid), `kind`'s scheduler built from
+    `options`, and storage."""
     shares = kind.shares_checkpoints
     trainable = tune.with_resources(tune.with_parameters(TrialActor, adapter=adapter, files=files, gate=gate),
                                     {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus})

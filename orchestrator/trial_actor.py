@@ -17,6 +17,7 @@ from ray import tune
 
 from orchestrator.actor_pool import wait_for_pool
 from orchestrator.faults import RESERVE, free_bytes
+from orchestrator.tracking.sweep_lock import pid_alive
 from orchestrator.trials.actor_data import LOADS
 from orchestrator.trials.api import INPUT_ERRORS
 
@@ -126,16 +127,6 @@ def remove_orphans(folder: Path) -> None:
         pid = path.name[len(INPUTS_PREFIX):].split("-")[0]
         if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, another user's
-    return True
 
 
 def materialize(files: dict[str, bytes], folder: Path) -> dict[str, str]:

@@ -8,6 +8,7 @@ format), so no trial starts on input that cannot work.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 from trainables.data import ImageDataset, load_dataset
@@ -52,10 +53,8 @@ def check_spec(spec, origin: str):
 
 def check_writable(folder: Path, key: str, origin: str) -> None:
     """SpecError unless `folder` can be created and written (its nearest existing parent is a writable folder)."""
-    import os
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    from orchestrator.faults import nearest_existing
+    existing = nearest_existing(folder)
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         why = "not a folder" if not existing.is_dir() else "not writable (a read-only filesystem, or permissions)"
         raise SpecError(f"{origin}: {key}: {existing} is {why}, so {folder} cannot be written; "

@@ -23,11 +23,11 @@ EXPONENT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
 
 
 class YamlMeaningError(yaml.YAMLError):
-    """YAML that parses, but not to what its author meant; str(e) is the message, `line` where."""
+    """YAML that parses, but not to what its author meant; `message` names the line."""
 
-    def __init__(self, message: str, line: int):
+    def __init__(self, message: str):
         super().__init__(message)
-        self.message, self.line = message, line
+        self.message = message
 
 
 class StrictLoader(_BASE):
@@ -46,13 +46,12 @@ def _mapping(loader: StrictLoader, node: yaml.MappingNode) -> dict:
         key = loader.construct_object(key_node)
         if not isinstance(key, str):
             if not isinstance(key_node, yaml.ScalarNode):
-                raise YamlMeaningError(f"the key at line {_line(key_node)} is a list or mapping; keys are names",
-                                       _line(key_node))
+                raise YamlMeaningError(f"the key at line {_line(key_node)} is a list or mapping; keys are names")
             raise YamlMeaningError(f"key {key_node.value} at line {_line(key_node)} is not text (YAML reads it as "
-                                   f"{key!r}); quote it: '{key_node.value}'", _line(key_node))
+                                   f"{key!r}); quote it: '{key_node.value}'")
         if key in seen:
             raise YamlMeaningError(f"key {key!r} is given twice in one mapping (lines {seen[key]} and "
-                                   f"{_line(key_node)}); YAML would drop the first: keep one", _line(key_node))
+                                   f"{_line(key_node)}); YAML would drop the first: keep one")
         seen[key] = _line(key_node)
     loader.flatten_mapping(node)
     return loader.construct_mapping(node, deep=True)
@@ -63,19 +62,18 @@ def _int(loader: StrictLoader, node: yaml.ScalarNode) -> int:
     if not node.style:  # plain, not quoted
         if ":" in text:
             raise YamlMeaningError(f"{text} at line {_line(node)} reads as a base-60 number in YAML "
-                                   f"({loader.construct_yaml_int(node)}); write the number, or quote the text",
-                                   _line(node))
+                                   f"({loader.construct_yaml_int(node)}); write the number, or quote the text")
         if OCTAL.match(text):
             raise YamlMeaningError(f"{text} at line {_line(node)} reads as the octal number "
                                    f"{loader.construct_yaml_int(node)} in YAML; write it without the leading 0, "
-                                   "or quote the text", _line(node))
+                                   "or quote the text")
     return loader.construct_yaml_int(node)
 
 
 def _float(loader: StrictLoader, node: yaml.ScalarNode) -> float:
     if ":" in node.value and not node.style:
         raise YamlMeaningError(f"{node.value} at line {_line(node)} reads as a base-60 number in YAML; write "
-                               "the number, or quote the text", _line(node))
+                               "the number, or quote the text")
     return loader.construct_yaml_float(node)
 
 

@@ -57,10 +57,14 @@ def _dead_driver(holder: str) -> bool:
     words = holder.split()
     if len(words) < 6 or words[:3] != ["taskdisc", "sweep", "pid"] or words[5] != socket.gethostname():
         return False
+    return words[3].isdigit() and not pid_alive(int(words[3]))
+
+
+def pid_alive(pid: int) -> bool:
     try:
-        os.kill(int(words[3]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError):
         return False
-    return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True

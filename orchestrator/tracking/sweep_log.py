@@ -204,10 +204,11 @@ class SweepLog:
         path = self.outbox / f"{key}.jsonl"
         lines = [] if path.is_file() or ops[0]["op"] == "start" else [self._header(key)]
         self.outbox.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(op) + "\n" for op in [*lines, *ops] if op is not None)
-        with open(path, "a") as f:
+        text = "".join(json.dumps(op) + "\n" for op in [*lines, *ops] if op is not None).encode()
+        with open(path, "ab+") as f:
             # a line cut short (a full disk, a killed driver) stays a line of its own, which replay drops
-            f.write(text if f.tell() == 0 or _ends_a_line(path) else "\n" + text)
+            cut = f.seek(0, os.SEEK_END) > 0 and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n"
+            f.write(b"\n" + text if cut else text)
 
     def _header(self, key: str) -> dict | None:
         """The first line of a key's outbox: how to find or make its run when replaying."""
@@ -283,12 +284,6 @@ class SweepLog:
             if key != PARENT:  # nothing comes after a trial's finish: its state goes
                 del self.ids[key]
                 self.starts.pop(key, None)
-
-
-def _ends_a_line(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
 
 
 def _op(line: bytes) -> dict | None:
