@@ -14,6 +14,8 @@ import asyncio
 import math
 
 import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 GATE_S = 60.0  # the longest the first trials wait for the rest of the pool (a slow node, a dead actor)
 
@@ -45,7 +47,10 @@ def pool_size(trials: int, concurrency: int | None, cpus: float, gpus: float) ->
 def pool_gate(trials: int, concurrency: int | None, cpus: float, gpus: float):
     """A gate for the first actors, or None when there is no pool to fill (one trial, or no room yet)."""
     size = pool_size(trials, concurrency, cpus, gpus)
-    return PoolGate.remote(size) if size > 1 else None
+    if size <= 1:
+        return None
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    return PoolGate.options(scheduling_strategy=here).remote(size)
 
 
 def close_gate(gate) -> None:
@@ -55,5 +60,9 @@ def close_gate(gate) -> None:
 
 
 def wait_for_pool(gate) -> None:
-    if gate is not None:
-        ray.get(gate.arrive.remote(GATE_S))
+    if gate is None:
+        return
+    try:
+        ray.get(gate.arrive.remote(GATE_S), timeout=2 * GATE_S)
+    except (RayActorError, GetTimeoutError):  # the gate is gone or stuck: the pool is what came
+        pass

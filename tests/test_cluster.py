@@ -5,10 +5,12 @@ once as an MLflow child run of the sweep."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -72,9 +74,28 @@ def _parent_pid(pid: int) -> int:
     return int(stat[stat.rindex(")") + 2:].split()[1])
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes under `pid` (a raylet's workers and theirs), read from /proc."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = _parent_pid(int(entry.name))
+            except (OSError, ValueError):  # ended while we looked
+                pass
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
 class KillNodeOnce(tune.Callback):
     """On the first trial result, kills (SIGKILL, no grace) the worker node whose raylet runs that
-    trial's actor; records the killed trial and the trials Tune restarted."""
+    trial's actor, as a lost machine dies: its workers with it. (`Cluster.remove_node` kills the node's
+    own processes only; its workers, orphaned, went on serving the driver for seconds, finished the
+    trial and took the next one.) Records the killed trial and the trials Tune restarted."""
 
     def __init__(self, cluster):
         self.cluster, self.killed, self.recovered = cluster, None, []
@@ -88,7 +109,11 @@ class KillNodeOnce(tune.Callback):
         raylet = _parent_pid(result["pid"])
         for node in list(self.cluster.worker_nodes):
             if node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid == raylet:
+                workers = _descendants(raylet)
                 self.cluster.remove_node(node, allow_graceful=False)
+                for pid in workers:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 self.killed = (trial.trial_id, result["epoch"])
                 return
         raise AssertionError(f"trial {trial} (pid {result['pid']}) runs on no worker node")
