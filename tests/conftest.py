@@ -12,6 +12,12 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 from trainables.data import CIFAR10_ENV, load_dataset
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that start their own Ray cluster run first: one process holds one Ray driver, and the session's
+    shared Ray (`ray_address`) stays connected from its first user to the end."""
+    items.sort(key=lambda item: item.get_closest_marker("own_ray") is None)
+
+
 def cifar10_path() -> str | None:
     path = os.environ.get(CIFAR10_ENV)
     return str(Path(path).resolve()) if path and Path(path).exists() else None

@@ -26,7 +26,7 @@ from orchestrator.kinds import load_spec
 from orchestrator.tracking.record import Record
 from sweep_helpers import tiny_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_ray]
 
 IDLE_TIMEOUT_MIN = 0.2
 WORKER = {"CPU": 1, "GPU": 1}  # one 1-CPU trial per worker: two trials need two workers
@@ -37,7 +37,7 @@ HEAD_NODE_ID = "f" * 51 + "00000"  # the fake provider's head
 def autoscaling_cluster(monkeypatch):
     """The head (and through it the autoscaler) of a fresh cluster; all of it is killed afterwards."""
     if ray.is_initialized():
-        pytest.skip("a Ray driver is already connected in this process (run this file on its own)")
+        pytest.fail("a Ray driver is already connected in this process: own_ray tests must run first (conftest.py)")
     token = secrets.token_hex(32)
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN", token)

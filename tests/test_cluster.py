@@ -26,7 +26,7 @@ from orchestrator.kinds import load_spec
 from orchestrator.tracking.record import Record
 from sweep_helpers import tiny_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_ray]
 
 EPOCHS = 30  # tiny data: enough steps that the trial on the killed node is still running
 ROW_KEYS = {"key", "spec", "run_name", "group", "kind", "index", "source", "seed", "protocol_hash", "arch", "width",
@@ -40,7 +40,7 @@ def cluster(monkeypatch):
     from ray._common.utils import get_ray_address_file
     from ray.cluster_utils import Cluster
     if ray.is_initialized():
-        pytest.skip("a Ray driver is already connected in this process (run this file on its own)")
+        pytest.fail("a Ray driver is already connected in this process: own_ray tests must run first (conftest.py)")
     # What `ray start --address` needs to join a token-auth head: RAY_AUTH_MODE=token and the same
     # token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token). The nodes inherit this env.
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
